@@ -1,0 +1,103 @@
+"""Acoustic evidence for one clip: the structured spectrogram image and the measured cues.
+
+>>> from apallm import load_audio, extract_evidence
+>>> ev = extract_evidence(load_audio("clip.flac"))          # doctest: +SKIP
+>>> ev.cue("bandwidth_hz").value, ev.to_text()              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apallm.audio import Clip
+from apallm.evidence.cues import Cue, cue_specs, make_cue, measure_cues
+from apallm.evidence.spectrogram import KINDS, Spectrogram, SpectrogramConfig, render_spectrogram, snap_to_patch
+
+__all__ = ["Cue", "Evidence", "EvidenceConfig", "KINDS", "Spectrogram", "SpectrogramConfig", "cue_specs",
+           "extract_evidence", "make_cue", "measure_cues", "render_spectrogram", "snap_to_patch"]
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """What to compute. ``mark_splices`` draws the splice candidates on the image (off for model input)."""
+
+    spectrogram: SpectrogramConfig = field(default_factory=SpectrogramConfig)
+    render_image: bool = True
+    mark_splices: bool = False
+
+
+@dataclass
+class Evidence:
+    """The clip's description, its spectrogram (image + matrix) and its cues."""
+
+    clip: dict
+    cues: list[Cue]
+    spectrogram: Spectrogram | None = None
+    flags: list[str] = field(default_factory=list)
+
+    def cue(self, name: str) -> Cue:
+        for c in self.cues:
+            if c.name == name:
+                return c
+        raise KeyError(f"no cue named {name!r}; have {', '.join(c.name for c in self.cues)}")
+
+    def by_domain(self, domain: str) -> list[Cue]:
+        return [c for c in self.cues if c.domain == domain]
+
+    def to_dict(self) -> dict:
+        out = {"clip": dict(self.clip), "flags": list(self.flags), "cues": [c.to_dict() for c in self.cues]}
+        if self.spectrogram is not None:
+            out["spectrogram"] = self.spectrogram.to_dict()
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Evidence":
+        """Rebuild from :meth:`to_dict` output (without the image, which lives in its PNG file)."""
+        return cls(clip=dict(data.get("clip", {})), cues=[Cue.from_dict(c) for c in data.get("cues", [])],
+                   flags=list(data.get("flags", [])))
+
+    def to_text(self, only_notable: bool = False) -> str:
+        """A compact block for prompts: one line a cue, grouped by domain, out-of-range cues marked."""
+        lines = [f"Measured acoustic evidence for {self.clip.get('duration_s', 0):.2f} s of audio "
+                 "(natural-speech range in brackets):"]
+        if self.flags:
+            lines.append(f"flags: {', '.join(self.flags)}")
+        for domain in ("frequency", "time"):
+            cues = [c for c in self.by_domain(domain) if not only_notable or c.status in ("low", "high")]
+            if cues:
+                lines.append(f"[{domain} domain]")
+                lines.extend(f"- {c.to_text()}" for c in cues)
+        return "\n".join(lines)
+
+    def save(self, out_dir: str | Path, stem: str) -> tuple[Path | None, Path]:
+        """Write ``<stem>.png`` (when rendered) and ``<stem>.json``; return their paths."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        png = None
+        if self.spectrogram is not None:
+            png = out_dir / f"{stem}.png"
+            png.write_bytes(self.spectrogram.png)
+        js = out_dir / f"{stem}.json"
+        data = self.to_dict()
+        if png is not None:
+            data["spectrogram"]["image"] = png.name
+        js.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return png, js
+
+
+def extract_evidence(clip: Clip, config: EvidenceConfig | None = None) -> Evidence:
+    """Measure every cue of ``clip`` and render its structured spectrogram."""
+    config = config or EvidenceConfig()
+    cues = measure_cues(clip)
+    spec = None
+    if config.render_image:
+        markers = ()
+        if config.mark_splices:
+            markers = tuple(next(c for c in cues if c.name == "splice_candidates").detail.get("times_s", ()))
+        spec = render_spectrogram(clip.waveform, clip.sample_rate, config.spectrogram, markers_s=markers)
+    return Evidence(clip=clip.meta(), cues=cues, spectrogram=spec, flags=list(clip.flags))

@@ -1,0 +1,305 @@
+"""Measured acoustic cues: numbers with units, a natural-speech range and a phrase an ALLM can cite.
+
+All cues of a clip come from one pass: one STFT (32 ms, 10 ms hop), 25 ms frame levels and YIN pitch.
+Reference ranges and phrase templates live in ``prompts/cues.yaml``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+
+import librosa
+import numpy as np
+import soxr
+import yaml
+
+from apallm.audio import Clip
+
+N_FFT = 512
+HOP = 160  # 10 ms at 16 kHz
+FRAME = 400  # 25 ms
+OCTAVE_BANDS = ((125, 250), (250, 500), (500, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
+BANDWIDTH_DROP_DB = 50.0
+FLOOR_DBFS = -120.0
+F0_MIN, F0_MAX = 60.0, 500.0
+VOICING_CORR = 0.7
+SPLICE_Z = 8.0
+SPLICE_MIN_GAP_S = 0.3
+MAX_SPLICES = 5
+
+
+@dataclass
+class Cue:
+    """One measurement. ``value`` is None when it cannot be measured on this clip (e.g. no voiced frames)."""
+
+    name: str
+    value: float | None
+    unit: str
+    range: tuple[float, float]
+    phrase: str
+    domain: str  # "frequency" or "time"
+    status: str  # "low", "normal", "high" or "na"
+    description: str = ""
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {
+            "name": self.name,
+            "value": None if self.value is None else _round(self.value),
+            "unit": self.unit,
+            "range": [_round(self.range[0]), _round(self.range[1])],
+            "phrase": self.phrase,
+            "domain": self.domain,
+            "status": self.status,
+        }
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Cue":
+        return cls(name=data["name"], value=data.get("value"), unit=data.get("unit", ""),
+                   range=tuple(data.get("range", (math.nan, math.nan))), phrase=data.get("phrase", ""),
+                   domain=data.get("domain", "time"), status=data.get("status", "na"),
+                   description=data.get("description", ""), detail=data.get("detail", {}))
+
+    def to_text(self) -> str:
+        spec = cue_specs().get(self.name, {})
+        fmt = spec.get("fmt", "{:g}")
+        value = "n/a" if self.value is None else fmt.format(self.value)
+        unit = f" {self.unit}" if self.unit and self.unit not in ("count",) else ""
+        lo, hi = (fmt.format(x) for x in self.range)
+        flag = "" if self.status == "normal" else f" {self.status.upper()}"
+        return f"{self.name} = {value}{unit} [natural {lo} to {hi}]{flag}: {self.phrase}"
+
+
+def _round(x: float) -> float:
+    if x is None or not math.isfinite(x):
+        return x
+    return float(f"{x:.6g}")
+
+
+@functools.lru_cache(maxsize=1)
+def cue_specs() -> dict:
+    """The cue table from prompts/cues.yaml (installed as ``apallm.prompts``)."""
+    text = resources.files("apallm.prompts").joinpath("cues.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def make_cue(name: str, value: float | None, **fields) -> Cue:
+    """Build a cue from its spec: status against the range and the phrase from its template."""
+    spec = cue_specs()[name]
+    lo, hi = (float(x) for x in spec["range"])
+    if value is None or not math.isfinite(value):
+        status = "na"
+        value = None
+    elif value < lo:
+        status = "low"
+    elif value > hi:
+        status = "high"
+    else:
+        status = "normal"
+    fmt = spec.get("fmt", "{:g}")
+    template = spec["phrase"][status]
+    values = {"v": "" if value is None else fmt.format(value), "lo": fmt.format(lo), "hi": fmt.format(hi),
+              "unit": spec.get("unit", "")}
+    phrase = template.format(**values, **{k: v for k, v in fields.items() if k != "detail"})
+    return Cue(name=name, value=value, unit=spec.get("unit", ""), range=(lo, hi), phrase=phrase,
+               domain=spec["domain"], status=status, description=spec.get("description", ""),
+               detail=fields.get("detail", {}))
+
+
+# ------------------------------------------------------------------------------------------ measurements
+
+def _db(power, floor=1e-12):
+    return 10.0 * np.log10(np.maximum(power, floor))
+
+
+def frame_levels_dbfs(wave: np.ndarray) -> np.ndarray:
+    """25 ms frame RMS level every 10 ms, in dBFS (0 dBFS = full-scale sine)."""
+    padded = np.pad(wave, (FRAME // 2, FRAME // 2))
+    frames = librosa.util.frame(padded, frame_length=FRAME, hop_length=HOP)
+    ms = np.mean(frames.astype(np.float64) ** 2, axis=0)
+    return np.maximum(_db(2.0 * ms, floor=1e-30), FLOOR_DBFS)
+
+
+def activity(levels_db: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Split frames into active sound and pauses: (active mask, speech level, pause floor).
+
+    Speech level is the 95th percentile of frame levels, the floor the 10th. Frames more than
+    min(30 dB, half the contrast) below the speech level are pauses. With less than 10 dB of contrast the
+    clip has no distinct pauses and every frame counts as active.
+    """
+    speech = float(np.percentile(levels_db, 95))
+    floor = float(np.percentile(levels_db, 10))
+    contrast = speech - floor
+    if contrast < 10.0:
+        return np.ones_like(levels_db, dtype=bool), speech, floor
+    return levels_db > speech - min(30.0, 0.5 * contrast), speech, floor
+
+
+def bandwidth_hz(ltas_power: np.ndarray, freqs: np.ndarray, drop_db: float = BANDWIDTH_DROP_DB) -> float | None:
+    """Effective bandwidth: the highest frequency where the long-term spectrum is within ``drop_db`` of the
+    speech band's level (90th percentile of the spectrum's dB values between 100 Hz and 4 kHz).
+
+    A band limit from a codec, a resampler or a vocoder trained on narrow-band audio is a cliff of 60 dB or
+    more; natural speech slopes gently and stays within 50 dB up to 8 kHz in a clean 16 kHz recording.
+    """
+    level = _db(ltas_power, floor=1e-20)
+    # smooth over ~150 Hz so a lone tonal line above a cut-off does not count as bandwidth
+    kernel = np.ones(5) / 5.0
+    level = np.convolve(np.pad(level, 2, mode="edge"), kernel, mode="valid")
+    band = (freqs >= 100) & (freqs <= 4000)
+    if not band.any() or not np.isfinite(level).any():
+        return None
+    ref = float(np.percentile(level[band], 90))
+    above = np.nonzero(level >= ref - drop_db)[0]
+    if len(above) == 0:
+        return None
+    return float(freqs[above[-1]])
+
+
+def splice_candidates(log_mel: np.ndarray, active: np.ndarray, times: np.ndarray) -> list[tuple[float, float]]:
+    """Spectral-flux spikes inside continuous sound: [(time_s, robust z-score)], strongest first.
+
+    Flux is the mean absolute change of the log-mel spectrum between the 30 ms before and after each frame,
+    so a persistent change of timbre or channel scores high and a single-frame click does not. Frames next to
+    a pause are skipped: a speech onset after silence is not a splice.
+    """
+    n = log_mel.shape[1]
+    span = 3
+    if n < 2 * span + 2:
+        return []
+    csum = np.cumsum(np.pad(log_mel, ((0, 0), (1, 0))), axis=1)
+    idx = np.arange(span, n - span + 1)
+    before = (csum[:, idx] - csum[:, idx - span]) / span
+    after = (csum[:, idx + span] - csum[:, idx]) / span
+    flux = np.mean(np.abs(after - before), axis=0)
+    act = active[:n].astype(np.int32)
+    act_csum = np.concatenate([[0], np.cumsum(act)])
+    # every frame in the 2*span window around the boundary must be active
+    fully_active = (act_csum[idx + span] - act_csum[idx - span]) == 2 * span
+    # the first and last 50 ms see the zero padding of the frames, not the signal
+    edge = 5
+    fully_active &= (idx >= edge) & (idx <= n - edge)
+    if fully_active.sum() < 10:
+        return []
+    ref = flux[fully_active]
+    med = float(np.median(ref))
+    mad = float(np.median(np.abs(ref - med))) * 1.4826 + 1e-6
+    z = (flux - med) / mad
+    z[~fully_active] = 0.0
+    peaks = []
+    order = np.argsort(-z, kind="stable")
+    for i in order:
+        if z[i] < SPLICE_Z or len(peaks) >= MAX_SPLICES:
+            break
+        t = float(times[idx[i]]) if idx[i] < len(times) else float(idx[i] * HOP / 16000)
+        if all(abs(t - p) >= SPLICE_MIN_GAP_S for p, _ in peaks):
+            peaks.append((t, float(z[i])))
+    return peaks
+
+
+def pitch_track(wave: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """YIN F0 every 10 ms and its periodicity (normalised autocorrelation at the F0 period).
+
+    Pitch needs no more than 4 kHz of bandwidth, so it is tracked at 8 kHz: a quarter of the work.
+    """
+    rate = 8000
+    if sr != rate:
+        wave = soxr.resample(wave, sr, rate, quality="HQ").astype(np.float32, copy=False)
+    hop = rate // 100
+    frame_length = 2 * int(math.ceil(rate / F0_MIN)) + 2 * hop  # two periods of the lowest F0 and a margin
+    f0 = librosa.yin(wave, fmin=F0_MIN, fmax=F0_MAX, sr=rate, frame_length=frame_length, hop_length=hop,
+                     center=True)
+    padded = np.pad(wave, (frame_length // 2, frame_length // 2))
+    frames = librosa.util.frame(padded, frame_length=frame_length, hop_length=hop).T[: len(f0)]
+    max_lag = int(rate / F0_MIN)
+    lag = np.clip(np.round(rate / f0).astype(int), 1, max_lag)
+    width = frame_length - max_lag - 1
+    x = frames[:, :width]
+    y = np.take_along_axis(frames, np.arange(width)[None, :] + lag[:, None], axis=1)
+    num = np.sum(x * y, axis=1)
+    den = np.sqrt(np.sum(x * x, axis=1) * np.sum(y * y, axis=1)) + 1e-12
+    return f0, num / den
+
+
+def measure_cues(clip: Clip) -> list[Cue]:
+    """Every cue of ``clip`` (16 kHz mono), in a fixed order: frequency domain first, then time domain."""
+    wave = np.asarray(clip.waveform, dtype=np.float32)
+    sr = clip.sample_rate
+    silent = clip.is_silent
+
+    stft = librosa.stft(wave, n_fft=N_FFT, hop_length=HOP, center=True)
+    power = (np.abs(stft) ** 2).astype(np.float64)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT)
+    levels = frame_levels_dbfs(wave)
+    n = min(power.shape[1], len(levels))
+    power, levels = power[:, :n], levels[:n]
+    active, speech_level, pause_floor = activity(levels)
+    act_power = power[:, active] if active.any() else power
+
+    cues: list[Cue] = []
+    # ---------------- frequency domain
+    ltas = act_power.mean(axis=1)
+    cues.append(make_cue("bandwidth_hz", None if silent else bandwidth_hz(ltas, freqs)))
+    total = float(ltas[(freqs >= 62.5)].sum())
+    for lo, hi in OCTAVE_BANDS:
+        sel = (freqs >= lo) & (freqs < hi) if hi < sr / 2 else (freqs >= lo)
+        share = float(ltas[sel].sum()) / total if total > 0 and not silent else math.nan
+        value = 10 * math.log10(share) if share > 0 else (math.nan if math.isnan(share) else -120.0)
+        band = f"{lo:g}-{hi:g} Hz" if hi < 1000 else f"{lo / 1000:g}-{hi / 1000:g} kHz"
+        cues.append(make_cue(f"band_energy_{lo}_{hi}", value, band=band))
+    if silent:
+        flatness = rolloff = None
+    else:
+        mag = np.sqrt(act_power)
+        flatness = float(np.mean(librosa.feature.spectral_flatness(S=mag, power=2.0)))
+        rolloff = float(np.median(librosa.feature.spectral_rolloff(S=mag, sr=sr, n_fft=N_FFT, roll_percent=0.85)))
+    cues.append(make_cue("spectral_flatness", flatness))
+    cues.append(make_cue("spectral_rolloff_hz", rolloff))
+
+    # ---------------- time domain
+    cues.append(make_cue("speech_level_dbfs", None if silent else speech_level))
+    cues.append(make_cue("pause_floor_dbfs", pause_floor))
+    cues.append(make_cue("speech_to_pause_db", None if silent else speech_level - pause_floor))
+    cues.append(make_cue("pause_ratio", None if silent else float(1.0 - active.mean())))
+
+    f0_mean = f0_spread = voiced_ratio = None
+    if not silent:
+        f0, periodicity = pitch_track(wave, sr)
+        m = min(len(f0), n)
+        voiced = (periodicity[:m] > VOICING_CORR) & active[:m]
+        voiced_ratio = float(voiced.sum() / max(1, active[:m].sum()))
+        if voiced.sum() >= 5:
+            v = f0[:m][voiced]
+            f0_mean = float(np.mean(v))
+            semis = 12.0 * np.log2(v / np.median(v))
+            f0_spread = float(np.std(semis))
+    cues.append(make_cue("f0_mean_hz", f0_mean))
+    cues.append(make_cue("f0_spread_st", f0_spread))
+    cues.append(make_cue("voiced_ratio", voiced_ratio))
+
+    if silent:
+        cues.append(make_cue("splice_candidates", None, times=""))
+    else:
+        mel_fb = _mel_basis(sr)
+        log_mel = _db(mel_fb @ power)
+        log_mel = np.maximum(log_mel, log_mel.max() - 80.0)
+        times = librosa.frames_to_time(np.arange(n), sr=sr, hop_length=HOP)
+        peaks = splice_candidates(log_mel, active, times)
+        when = ", ".join(f"{t:.2f} s" for t, _ in sorted(peaks)) or "none"
+        cues.append(make_cue("splice_candidates", float(len(peaks)), times=when,
+                             detail={"times_s": [round(t, 3) for t, _ in sorted(peaks)],
+                                     "z": [round(z, 1) for _, z in sorted(peaks)]}))
+    cues.append(make_cue("clipping_ratio", clip.clipping_ratio))
+    cues.append(make_cue("dc_offset", clip.dc_offset))
+    return cues
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_basis(sr: int) -> np.ndarray:
+    return librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=40, fmin=50.0, fmax=sr / 2).astype(np.float64)

@@ -1,0 +1,1 @@
+"""Prompt and rationale templates, shipped as data files (installed as ``apallm.prompts``)."""
