@@ -7,6 +7,7 @@ The spine every detector shares: audio intake (:func:`load_audio`), acoustic evi
 
 __version__ = "0.1.0"
 
+from apallm.audio import Clip, load_audio, split_windows  # noqa: E402
 from apallm.errors import (  # noqa: E402
     AudioError,
     AudioTooLongError,
@@ -16,7 +17,6 @@ from apallm.errors import (  # noqa: E402
     UnreadableAudioError,
     UnsupportedFormatError,
 )
-from apallm.audio import Clip, load_audio, split_windows  # noqa: E402
 from apallm.evidence import Evidence, EvidenceConfig, extract_evidence  # noqa: E402
 from apallm.verdict import ParsedAnswer, Rationale, Verdict, format_answer, parse_answer  # noqa: E402
 

@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -42,7 +42,7 @@ CLIP_LEVEL = 0.999
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".m4a", ".mp4",
                     ".aac", ".webm", ".mka", ".wma")
 
-AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray]
+AudioSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | np.ndarray
 
 
 @dataclass
@@ -171,8 +171,14 @@ def _decode_pyav(file, source: str) -> tuple[np.ndarray, int]:
     return np.concatenate(chunks).astype(np.float32)[:, None], int(rate)
 
 
+def _is_array(obj) -> bool:
+    """numpy arrays and tensors (torch or anything with shape and dtype), but not file objects."""
+    return isinstance(obj, np.ndarray) or (hasattr(obj, "shape") and hasattr(obj, "dtype")
+                                           and not hasattr(obj, "read"))
+
+
 def _to_float_array(array) -> np.ndarray:
-    if hasattr(array, "detach"):  # torch.Tensor without importing torch here
+    if hasattr(array, "detach") and hasattr(array, "cpu"):  # torch.Tensor without importing torch here
         array = array.detach().cpu().numpy()
     array = np.asarray(array)
     if array.dtype.kind == "f":
@@ -202,7 +208,7 @@ def _describe(source) -> str:
         return str(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{len(source)} bytes>"
-    if isinstance(source, np.ndarray) or hasattr(source, "detach"):
+    if _is_array(source):
         return f"<array {tuple(source.shape)}>"
     return f"<{getattr(source, 'name', type(source).__name__)}>"
 
@@ -210,7 +216,7 @@ def _describe(source) -> str:
 def _decode(source: AudioSource, sample_rate: int | None, max_duration_s: float | None,
             name: str) -> tuple[np.ndarray, int, str | None]:
     """Return (time x channel float32 samples, rate, format name)."""
-    if isinstance(source, np.ndarray) or hasattr(source, "detach"):
+    if _is_array(source):
         if sample_rate is None:
             raise ValueError("load_audio(array) needs sample_rate= the array's sampling rate")
         array = _as_time_by_channel(_to_float_array(source), name)

@@ -79,10 +79,12 @@ def _cmd_evidence(args) -> int:
                 print(json.dumps(record), flush=True)
             else:
                 bw = record["bandwidth_hz"]
+                bandwidth = "n/a" if bw is None else f"{bw:.0f} Hz"
                 extra = f"; flags: {', '.join(clip.flags)}" if clip.flags else ""
                 win = f" in {len(windows)} windows" if len(windows) > 1 else ""
-                print(f"ok     {path} -> {outputs[0]['png']}{win} ({clip.duration_s:.2f} s; bandwidth "
-                      f"{'n/a' if bw is None else f'{bw:.0f} Hz'}; {notable} cues out of range{extra})", flush=True)
+                cues = f"{notable} cue{'' if notable == 1 else 's'} out of range"
+                print(f"ok     {path} -> {outputs[0]['png']}{win} ({clip.duration_s:.2f} s; bandwidth {bandwidth}; "
+                      f"{cues}{extra})", flush=True)
         except AudioError as exc:
             failures += 1
             record.update(ok=False, error=type(exc).__name__, kind=exc.kind, message=exc.message)

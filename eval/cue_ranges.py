@@ -43,11 +43,13 @@ def main() -> int:
         for cue in measure_cues(clip):
             if cue.value is not None:
                 values[cue.name][row["label"]].append(cue.value)
-    print(f"{'cue':24s} {'bonafide p%g-p%g' % (args.low, args.high):>26s} {'spoof p%g-p%g' % (args.low, args.high):>26s}"
-          f" {'AUC':>6s}")
+    band = f"p{args.low:g}-p{args.high:g}"
+    print(f"{'cue':24s} {'bonafide ' + band:>26s} {'spoof ' + band:>26s} {'AUC':>6s}")
     for name, by_label in values.items():
         b, s = np.array(by_label["bonafide"]), np.array(by_label["spoof"])
-        auc = float(np.mean(b[:, None] > s[None, :]) + 0.5 * np.mean(b[:, None] == s[None, :])) if len(b) and len(s) else float("nan")
+        auc = float("nan")
+        if len(b) and len(s):  # P(bona fide value > spoof value), ties count half
+            auc = float(np.mean(b[:, None] > s[None, :]) + 0.5 * np.mean(b[:, None] == s[None, :]))
         fmt = lambda a: f"{np.percentile(a, args.low):10.4g} {np.percentile(a, args.high):10.4g} (n={len(a)})"  # noqa: E731
         print(f"{name:24s} {fmt(b):>26s} {fmt(s):>26s} {auc:6.3f}")
     return 0

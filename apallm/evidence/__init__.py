@@ -13,7 +13,13 @@ from pathlib import Path
 
 from apallm.audio import Clip
 from apallm.evidence.cues import Cue, cue_specs, make_cue, measure_cues
-from apallm.evidence.spectrogram import KINDS, Spectrogram, SpectrogramConfig, render_spectrogram, snap_to_patch
+from apallm.evidence.spectrogram import (
+    KINDS,
+    Spectrogram,
+    SpectrogramConfig,
+    render_spectrogram,
+    snap_to_patch,
+)
 
 __all__ = ["Cue", "Evidence", "EvidenceConfig", "KINDS", "Spectrogram", "SpectrogramConfig", "cue_specs",
            "extract_evidence", "make_cue", "measure_cues", "render_spectrogram", "snap_to_patch"]

@@ -120,8 +120,11 @@ def _db(power, floor=1e-12):
 
 def frame_levels_dbfs(wave: np.ndarray) -> np.ndarray:
     """25 ms frame RMS level every 10 ms, in dBFS (0 dBFS = full-scale sine)."""
-    padded = np.pad(wave, (FRAME // 2, FRAME // 2))
-    frames = librosa.util.frame(padded, frame_length=FRAME, hop_length=HOP)
+    if len(wave) < N_FFT:
+        wave = np.pad(wave, (0, N_FFT - len(wave)))
+    # frames start at i * HOP like the STFT's, offset so both are centred within 4 ms of each other
+    offset = (N_FFT - FRAME) // 2
+    frames = librosa.util.frame(wave[offset:], frame_length=FRAME, hop_length=HOP)
     ms = np.mean(frames.astype(np.float64) ** 2, axis=0)
     return np.maximum(_db(2.0 * ms, floor=1e-30), FLOOR_DBFS)
 
@@ -149,9 +152,9 @@ def bandwidth_hz(ltas_power: np.ndarray, freqs: np.ndarray, drop_db: float = BAN
     more; natural speech slopes gently and stays within 50 dB up to 8 kHz in a clean 16 kHz recording.
     """
     level = _db(ltas_power, floor=1e-20)
-    # smooth over ~150 Hz so a lone tonal line above a cut-off does not count as bandwidth
-    kernel = np.ones(5) / 5.0
-    level = np.convolve(np.pad(level, 2, mode="edge"), kernel, mode="valid")
+    # a running median over ~150 Hz: a lone tonal line above a cut-off does not count as bandwidth,
+    # and the cut-off itself is not smeared
+    level = np.median(np.lib.stride_tricks.sliding_window_view(np.pad(level, 2, mode="edge"), 5), axis=1)
     band = (freqs >= 100) & (freqs <= 4000)
     if not band.any() or not np.isfinite(level).any():
         return None
@@ -165,12 +168,14 @@ def bandwidth_hz(ltas_power: np.ndarray, freqs: np.ndarray, drop_db: float = BAN
 def splice_candidates(log_mel: np.ndarray, active: np.ndarray, times: np.ndarray) -> list[tuple[float, float]]:
     """Spectral-flux spikes inside continuous sound: [(time_s, robust z-score)], strongest first.
 
-    Flux is the mean absolute change of the log-mel spectrum between the 30 ms before and after each frame,
-    so a persistent change of timbre or channel scores high and a single-frame click does not. Frames next to
-    a pause are skipped: a speech onset after silence is not a splice.
+    Flux is the mean absolute change of the level-normalised log-mel spectrum between the 50 ms before and
+    after each frame: a persistent change of spectral shape (timbre, channel, band limit) scores high, while a
+    change of loudness or a single-frame click does not. Frames next to a pause are skipped: a speech onset
+    after silence is not a splice.
     """
     n = log_mel.shape[1]
-    span = 3
+    span = 5
+    log_mel = log_mel - log_mel.mean(axis=0, keepdims=True)
     if n < 2 * span + 2:
         return []
     csum = np.cumsum(np.pad(log_mel, ((0, 0), (1, 0))), axis=1)
@@ -182,9 +187,6 @@ def splice_candidates(log_mel: np.ndarray, active: np.ndarray, times: np.ndarray
     act_csum = np.concatenate([[0], np.cumsum(act)])
     # every frame in the 2*span window around the boundary must be active
     fully_active = (act_csum[idx + span] - act_csum[idx - span]) == 2 * span
-    # the first and last 50 ms see the zero padding of the frames, not the signal
-    edge = 5
-    fully_active &= (idx >= edge) & (idx <= n - edge)
     if fully_active.sum() < 10:
         return []
     ref = flux[fully_active]
@@ -197,7 +199,7 @@ def splice_candidates(log_mel: np.ndarray, active: np.ndarray, times: np.ndarray
     for i in order:
         if z[i] < SPLICE_Z or len(peaks) >= MAX_SPLICES:
             break
-        t = float(times[idx[i]]) if idx[i] < len(times) else float(idx[i] * HOP / 16000)
+        t = float(times[idx[i]])
         if all(abs(t - p) >= SPLICE_MIN_GAP_S for p, _ in peaks):
             peaks.append((t, float(z[i])))
     return peaks
@@ -233,7 +235,8 @@ def measure_cues(clip: Clip) -> list[Cue]:
     sr = clip.sample_rate
     silent = clip.is_silent
 
-    stft = librosa.stft(wave, n_fft=N_FFT, hop_length=HOP, center=True)
+    # frames lie inside the signal (no zero padding): a padded edge would leak energy above any band limit
+    stft = librosa.stft(np.pad(wave, (0, max(0, N_FFT - len(wave)))), n_fft=N_FFT, hop_length=HOP, center=False)
     power = (np.abs(stft) ** 2).astype(np.float64)
     freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT)
     levels = frame_levels_dbfs(wave)
@@ -289,7 +292,7 @@ def measure_cues(clip: Clip) -> list[Cue]:
         mel_fb = _mel_basis(sr)
         log_mel = _db(mel_fb @ power)
         log_mel = np.maximum(log_mel, log_mel.max() - 80.0)
-        times = librosa.frames_to_time(np.arange(n), sr=sr, hop_length=HOP)
+        times = (np.arange(n) * HOP + N_FFT / 2) / sr
         peaks = splice_candidates(log_mel, active, times)
         when = ", ".join(f"{t:.2f} s" for t, _ in sorted(peaks)) or "none"
         cues.append(make_cue("splice_candidates", float(len(peaks)), times=when,

@@ -114,7 +114,9 @@ def _memoize_librosa_cqt_filters() -> None:
             if len(memo) > 64:
                 memo.clear()
             memo[key] = original(*args, **kwargs)
-        return memo[key]
+        basis, n_fft, lengths = memo[key]
+        # librosa rescales the basis in place for each octave: hand out a copy, keep the original
+        return basis.copy(), n_fft, lengths
 
     cached._apallm_memo = True
     setattr(constantq, "__vqt_filter_fft", cached)
@@ -283,7 +285,9 @@ def render_spectrogram(wave: np.ndarray, sr: int, config: SpectrogramConfig | No
         y = int(round(y))
         for x in range(left, right, 8):
             draw.line([(x, y), (min(x + 4, right), y)], fill=guide, width=1)
-        draw.text((right - 2, y - 1), _fmt_hz(f), fill=guide, font=small, anchor="rb")
+        above = y - fs >= top  # label above the line unless that would leave the plot
+        draw.text((right - 2, y - 1 if above else y + 2), _fmt_hz(f), fill=guide, font=small,
+                  anchor="rb" if above else "rt")
 
     for t in markers_s:
         if 0 <= t <= duration:
@@ -307,7 +311,7 @@ def render_spectrogram(wave: np.ndarray, sr: int, config: SpectrogramConfig | No
         draw.line([(x, bottom), (x, bottom + 4)], fill=ink, width=1)
         draw.text((x, bottom + 5), f"{t:g}", fill=ink, font=small, anchor="mt")
     draw.text((2, top - 3), "Hz", fill=ink, font=font, anchor="lb")
-    draw.text((right, H - 2), "time (s)", fill=ink, font=font, anchor="rb")
+    draw.text((2, H - 2), "t (s)", fill=ink, font=font, anchor="lb")
     header = title or (f"{cfg.kind.upper()} | {cfg.db_min:g} to {cfg.db_max:g} dB re full scale "
                        f"| {duration:.2f} s")
     draw.text((left, top - 3), header, fill=ink, font=font, anchor="lb")

@@ -1,0 +1,5 @@
+import sys
+
+from apallm.cli import main
+
+sys.exit(main())
