@@ -102,7 +102,15 @@ def _cmd_evidence(args) -> int:
     return 1 if failures else 0
 
 
+#: modules that add subcommands: each has ``register(subparsers)``, which adds its parser(s) and sets
+#: ``func`` (called with the parsed args; returns the exit status). Imported only when the CLI starts.
+COMMANDS: tuple[str, ...] = (
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="apallm",
         description="Explainable speech deepfake detection with audio LLMs that hear the audio and see its "
@@ -111,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"apallm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _evidence_parser(sub)
+    for module in COMMANDS:
+        importlib.import_module(module).register(sub)
     return parser
 
 
