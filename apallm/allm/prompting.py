@@ -1,0 +1,98 @@
+"""What the ALLM is shown and what it is taught to answer.
+
+Input options exist for ablations: the audio alone; plus the spectrogram image; plus the measured-cue text;
+plus auxiliary countermeasure scores. Prompt texts live in ``prompts/allm.yaml``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from importlib import resources
+
+import yaml
+
+from apallm.evidence import Evidence
+from apallm.verdict import format_answer
+
+
+@dataclass(frozen=True)
+class PromptOptions:
+    """Which evidence enters the prompt. The audio is always heard."""
+
+    spectrogram: bool = True
+    cues: bool = False
+    cm_scores: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping | None) -> PromptOptions:
+        data = dict(data or {})
+        unknown = set(data) - {"spectrogram", "cues", "cm_scores"}
+        if unknown:
+            raise ValueError(f"unknown prompt options: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    @classmethod
+    def parse(cls, text: str) -> PromptOptions:
+        """From the CLI form ``audio``, ``audio+spectrogram``, ``audio+spectrogram+cues+cm``."""
+        parts = {p.strip() for p in text.lower().split("+") if p.strip()}
+        unknown = parts - {"audio", "spectrogram", "cues", "cm"}
+        if unknown:
+            raise ValueError(f"unknown input parts {sorted(unknown)}: use audio[+spectrogram][+cues][+cm]")
+        return cls(spectrogram="spectrogram" in parts, cues="cues" in parts, cm_scores="cm" in parts)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_prompts() -> dict:
+    text = resources.files("apallm.prompts").joinpath("allm.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def prompt_texts(overrides: Mapping[str, str] | None = None) -> dict:
+    """prompts/allm.yaml, with ``overrides`` (e.g. a shorter system prompt for a run) on top."""
+    texts = dict(_shipped_prompts())
+    unknown = set(overrides or {}) - set(texts)
+    if unknown:
+        raise ValueError(f"unknown prompt keys {sorted(unknown)}; known: {sorted(texts)}")
+    texts.update(overrides or {})
+    return texts
+
+
+def user_text(evidence: Evidence | None, options: PromptOptions, cm_scores: Mapping[str, float] | None = None,
+              texts: Mapping[str, str] | None = None) -> str:
+    """The text part of the user turn (the audio and image parts are added by the backend). ``texts``
+    overrides prompts/allm.yaml."""
+    texts = texts or prompt_texts()
+    parts = []
+    if options.spectrogram:
+        spec = (evidence.spectrogram.config if evidence is not None and evidence.spectrogram is not None else None)
+        if spec is None:
+            raise ValueError("the spectrogram option needs evidence rendered with an image")
+        parts.append(texts["spectrogram"].format(kind=spec.kind.upper(), db_min=spec.db_min, db_max=spec.db_max))
+    if options.cues:
+        if evidence is None:
+            raise ValueError("the cues option needs evidence")
+        parts.append(texts["cues"].format(cues=evidence.to_text()))
+    if options.cm_scores:
+        if not cm_scores:
+            raise ValueError("the cm_scores option needs auxiliary countermeasure scores for every clip")
+        parts.extend(texts["cm_score"].format(name=name, score=float(score)) for name, score in cm_scores.items())
+    parts.append(texts["instruction"])
+    return "\n".join(parts)
+
+
+def _phrases(evidence: Evidence, domain: str, limit: int = 3) -> str:
+    cues = evidence.by_domain(domain)
+    notable = [c for c in cues if c.status in ("low", "high")]
+    chosen = notable[:limit] if notable else [c for c in cues if c.status == "normal"][:2]
+    return "; ".join(c.phrase for c in chosen) or "no measurable evidence"
+
+
+def default_target(label: str, evidence: Evidence) -> str:
+    """A training answer built from the clip's own measurements: the label, then the out-of-range cues of each
+    domain (or, where none is out of range, the in-range ones), in the canonical answer format."""
+    return format_answer(label, _phrases(evidence, "frequency"), _phrases(evidence, "time"))

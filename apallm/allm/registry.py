@@ -1,0 +1,163 @@
+"""ALLM families and loading: a hub id, a local checkpoint, a built-in tiny model, or a fine-tuned folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+_FAMILIES: dict[str, type] = {}
+_MODEL_TYPES: dict[str, str] = {}
+#: built-in tiny random models (offline, for tests and CPU smoke runs): name -> (family, builder path)
+TINY_MODELS = {
+    "tiny-qwen2_5-omni": ("qwen2_5_omni", "apallm.allm.tiny:build_tiny_omni"),
+}
+
+
+def register_family(name: str, model_types: tuple[str, ...] = ()):
+    """Class decorator: an ALLM family under ``name``, recognised from a checkpoint's ``model_type``."""
+
+    def wrap(cls):
+        _FAMILIES[name] = cls
+        for model_type in model_types:
+            _MODEL_TYPES[model_type] = name
+        return cls
+
+    return wrap
+
+
+def families() -> list[str]:
+    _import_families()
+    return sorted(_FAMILIES)
+
+
+def family_class(name: str) -> type:
+    _import_families()
+    if name not in _FAMILIES:
+        raise ValueError(f"unknown ALLM family {name!r}; known: {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[name]
+
+
+def _import_families() -> None:
+    from . import qwen_omni  # noqa: F401  (each module registers itself)
+
+
+def detect_family(model: str) -> str:
+    """The family of a checkpoint (hub id or local path) from its config's ``model_type``."""
+    _import_families()
+    if model in TINY_MODELS:
+        return TINY_MODELS[model][0]
+    local = Path(model) / "config.json"
+    if local.is_file():
+        model_type = json.loads(local.read_text()).get("model_type")
+    else:
+        from transformers import AutoConfig
+
+        model_type = AutoConfig.from_pretrained(model).model_type
+    if model_type not in _MODEL_TYPES:
+        raise ValueError(f"{model}: model_type {model_type!r} is not a supported ALLM family "
+                         f"({', '.join(sorted(_MODEL_TYPES))}); pass family= explicitly if it is compatible")
+    return _MODEL_TYPES[model_type]
+
+
+def resolve_device_dtype(device: str | None = "auto", dtype: str | torch.dtype | None = "auto"):
+    """``auto``: CUDA with bf16 when available, else CPU with fp32."""
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype in (None, "auto"):
+        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    elif isinstance(dtype, str):
+        dtype = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+                 "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+    return torch.device(device), dtype
+
+
+def build_tiny(name: str, seed: int = 0):
+    import importlib
+
+    module, _, attr = TINY_MODELS[name][1].partition(":")
+    return getattr(importlib.import_module(module), attr)(seed=seed)
+
+
+def load_allm(model: str | None = None, *, adapter: str | Path | None = None, family: str | None = None,
+              device: str | None = "auto", dtype: str | torch.dtype | None = "auto", quantization: str | None = None,
+              **kwargs):
+    """Load an ALLM detector.
+
+    - ``model``: a hub id (``Qwen/Qwen2.5-Omni-3B``), a local checkpoint folder, or a built-in tiny model
+      (``tiny-qwen2_5-omni``). With ``adapter`` it overrides the base model recorded in the adapter folder.
+    - ``adapter``: a folder written by ``apallm train sft`` (PEFT adapter, processor, apallm.json).
+    - ``quantization``: ``"4bit"`` loads the base in 4-bit NF4 through bitsandbytes (GPU only).
+    Remaining keyword arguments (options, batch_size, max_new_tokens, ...) go to the detector.
+    """
+    from .base import load_config
+    from .prompting import PromptOptions
+
+    _import_families()
+    device, dtype = resolve_device_dtype(device, dtype)
+    saved: dict = {}
+    processor = None
+    base_dir = None
+    if adapter is not None:
+        saved = load_config(adapter)
+        family = family or saved["family"]
+        if (Path(adapter) / "base").is_dir() and model is None:
+            base_dir = str(Path(adapter) / "base")
+        model = model or base_dir or saved.get("base_model")
+        if (Path(adapter) / "processor").is_dir():
+            processor = family_class(family).load_processor(str(Path(adapter) / "processor"))
+    if model is None:
+        raise ValueError("give a model (hub id, local path or tiny-*) or an adapter folder")
+    family = family or detect_family(model)
+    cls = family_class(family)
+
+    if model in TINY_MODELS:
+        net, tiny_processor = build_tiny(model)
+        net = net.to(dtype)
+        processor = processor or tiny_processor
+    else:
+        quant = quantization_config(quantization, dtype)
+        net = cls.load_model(model, dtype=dtype, device_map=None if quant is None else {"": device.index or 0},
+                             quantization_config=quant)
+        processor = processor or cls.load_processor(model)
+    if quantization is None:
+        net = net.to(device)
+    if adapter is not None:
+        from peft import PeftModel
+
+        net = PeftModel.from_pretrained(net, str(Path(adapter) / "adapter"))
+        cls.load_extra(net, adapter)
+    net.eval()
+
+    options = kwargs.pop("options", None) or PromptOptions.from_dict(saved.get("options"))
+    if "evidence_config" not in kwargs and "spectrogram" in saved:
+        from apallm.evidence import EvidenceConfig, SpectrogramConfig
+
+        kwargs["evidence_config"] = EvidenceConfig(spectrogram=SpectrogramConfig(**saved["spectrogram"]))
+    for key in ("label_words", "max_new_tokens", "window_s", "prompts"):
+        if key in saved and key not in kwargs:
+            kwargs[key] = saved[key]
+    base_name = saved.get("base_model") if base_dir else model
+    detector = cls(net, processor, options=options, base_model=base_name, **kwargs)
+    if adapter is not None:
+        detector.name = f"{family}:{Path(adapter).name}"
+    return detector
+
+
+def quantization_config(quantization: str | None, dtype):
+    if quantization is None:
+        return None
+    if quantization != "4bit":
+        raise ValueError(f"unknown quantization {quantization!r}: only '4bit' (QLoRA NF4) is supported")
+    if not torch.cuda.is_available():
+        raise RuntimeError("4-bit quantization (QLoRA) needs a CUDA GPU: bitsandbytes' 4-bit kernels do not run "
+                           "on this CPU-only machine; drop --quantization or train in bf16/fp32")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("4-bit quantization needs bitsandbytes: pip install 'apallm[train]'") from exc
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=dtype if dtype != torch.float32 else torch.bfloat16)

@@ -1,0 +1,265 @@
+"""Supervised fine-tuning of an ALLM detector: manifest -> dataset -> the family's collator (assistant-only
+loss) -> transformers Trainer with PEFT (LoRA / DoRA, QLoRA on GPU) and optional DeepSpeed ZeRO-2/3.
+
+The output folder holds everything ``load_allm(adapter=DIR)`` needs: ``adapter/`` (PEFT, safetensors),
+``processor/``, ``apallm.json`` (family, base model, prompt options, spectrogram settings) and, for built-in
+tiny models that no hub can give back, ``base/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+import torch
+import yaml
+
+from apallm.allm import PromptOptions, default_target, load_allm
+from apallm.allm.registry import TINY_MODELS
+from apallm.audio import load_audio, split_windows
+from apallm.evidence import EvidenceConfig, SpectrogramConfig
+from apallm.verdict import LABELS
+
+log = logging.getLogger(__name__)
+
+#: LoRA on the language model only: attention and MLP projections of the decoder layers; the audio
+#: encoder and the vision tower stay frozen (their modules do not match)
+LM_ONLY_TARGETS = {
+    "qwen2_5_omni": r".*language_model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)"
+                    r"|mlp\.(gate_proj|up_proj|down_proj))",
+}
+TOWER_MODULES = {"qwen2_5_omni": {"audio": "audio_tower", "vision": "visual"}}
+
+
+@dataclass
+class PeftSettings:
+    method: str = "lora"  # lora | dora
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] | None = None  # None: the family's LM-only regex
+    train_audio_tower: bool = False
+    train_vision_tower: bool = False
+    modules_to_save: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SFTConfig:
+    """A run, as read from ``configs/sft/<name>.yaml``. ``training`` goes to transformers' TrainingArguments."""
+
+    model: str
+    train_manifest: str
+    output_dir: str
+    family: str | None = None
+    eval_manifest: str | None = None
+    options: dict = field(default_factory=lambda: {"spectrogram": True, "cues": False, "cm_scores": False})
+    prompts: dict = field(default_factory=dict)  # overrides of prompts/allm.yaml (system, instruction, ...)
+    spectrogram: dict = field(default_factory=dict)
+    peft: PeftSettings = field(default_factory=PeftSettings)
+    quantization: str | None = None  # "4bit" for QLoRA (GPU)
+    deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/deepspeed/zero2.json, zero3.json)
+    max_length: int | None = None
+    window_policy: str = "first"  # which 30 s window of a long clip trains: first | center | random
+    training: dict = field(default_factory=dict)
+    resume_from_checkpoint: bool | str = False
+    seed: int = 0
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> SFTConfig:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data.update(overrides or {})
+        base = Path(path).resolve().parent
+        return cls.from_dict(data, base)
+
+    @classmethod
+    def from_dict(cls, data: dict, base_dir: Path | None = None) -> SFTConfig:
+        data = dict(data)
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown SFT config keys: {', '.join(sorted(unknown))}")
+        data["peft"] = PeftSettings(**(data.get("peft") or {}))
+        cfg = cls(**data)
+        if base_dir is not None:  # relative paths are relative to the repository root or the config file
+            for key in ("train_manifest", "eval_manifest", "deepspeed"):
+                value = getattr(cfg, key)
+                if value and not Path(value).is_absolute() and not Path(value).exists():
+                    candidate = base_dir / value
+                    if candidate.exists():
+                        setattr(cfg, key, str(candidate))
+        return cfg
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from exc
+            if "path" not in row or row.get("label") not in LABELS:
+                raise ValueError(f"{path}:{n}: a training record needs 'path' and 'label' (bonafide|spoof)")
+            base = Path(path).resolve().parent
+            if not Path(row["path"]).is_absolute() and not Path(row["path"]).exists():
+                row["path"] = str(base / row["path"])
+            rows.append(row)
+    return rows
+
+
+class SFTDataset(torch.utils.data.Dataset):
+    """Manifest rows -> (Sample, answer). Unreadable files are dropped up front with a warning (a header
+    probe, no decoding), so one bad file never stops a run."""
+
+    def __init__(self, rows: list[dict], detector, window_policy: str = "first", seed: int = 0):
+        self.detector = detector
+        self.window_policy = window_policy
+        self.rng = random.Random(seed)
+        self.rows, self.dropped = [], []
+        self._cache: dict[int, tuple] = {}
+        for row in rows:
+            try:
+                sf.info(row["path"])
+                self.rows.append(row)
+            except Exception as exc:  # soundfile raises several types for unreadable files
+                self.dropped.append((row["path"], str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        for path, why in self.dropped:
+            log.warning("skipping unreadable training file %s: %s", path, why)
+        if not self.rows:
+            raise ValueError("no readable training files in the manifest")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int):
+        if index in self._cache:  # evidence is deterministic unless windows are drawn at random
+            return self._cache[index]
+        row = self.rows[index]
+        clip = load_audio(row["path"], clip_id=row.get("id"))
+        windows = split_windows(clip, window_s=self.detector.window_s, policy="sliding")
+        if self.window_policy == "random":
+            clip = self.rng.choice(windows)
+        elif self.window_policy == "center":
+            clip = windows[len(windows) // 2]
+        else:
+            clip = windows[0]
+        cm = row.get("cm_scores") if self.detector.options.cm_scores else None
+        sample = self.detector.make_sample(clip, cm, source_id=row.get("id") or clip.id)
+        answer = row.get("target") or default_target(row["label"], sample.evidence)
+        if self.window_policy != "random":
+            self._cache[index] = (sample, answer)
+        return sample, answer
+
+
+class SFTCollator:
+    def __init__(self, detector, max_length: int | None = None):
+        self.detector = detector
+        self.max_length = max_length
+
+    def __call__(self, items):
+        samples, answers = zip(*items, strict=True)
+        return dict(self.detector.training_batch(list(samples), list(answers), self.max_length))
+
+
+def _single_process_distributed_env() -> None:
+    """DeepSpeed wants a process group even for one process (CPU: gloo)."""
+    for key, value in (("MASTER_ADDR", "127.0.0.1"), ("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
+        os.environ.setdefault(key, value)
+    if "MASTER_PORT" not in os.environ:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def apply_peft(model, family: str, settings: PeftSettings, quantized: bool = False):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if settings.method not in ("lora", "dora"):
+        raise ValueError(f"unknown PEFT method {settings.method!r}: use lora or dora")
+    if quantized:
+        model = prepare_model_for_kbit_training(model)
+    save = list(settings.modules_to_save)
+    towers = TOWER_MODULES.get(family, {})
+    if settings.train_audio_tower:
+        save.append(towers["audio"])
+    if settings.train_vision_tower:
+        save.append(towers["vision"])
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=settings.target_modules or LM_ONLY_TARGETS[family],
+                        use_dora=settings.method == "dora", modules_to_save=save or None, bias="none")
+    return get_peft_model(model, config)
+
+
+def build_trainer(cfg: SFTConfig):
+    """The detector (base + PEFT) and a ready transformers Trainer."""
+    from transformers import Trainer, TrainingArguments
+
+    if cfg.deepspeed:
+        _single_process_distributed_env()
+    torch.manual_seed(cfg.seed)
+    options = PromptOptions.from_dict(cfg.options)
+    kwargs = {}
+    if cfg.prompts:
+        kwargs["prompts"] = cfg.prompts
+    if cfg.spectrogram:
+        kwargs["evidence_config"] = EvidenceConfig(spectrogram=SpectrogramConfig(**cfg.spectrogram))
+    device = "cpu" if not torch.cuda.is_available() else "auto"
+    detector = load_allm(cfg.model, family=cfg.family, options=options, quantization=cfg.quantization,
+                         device=device, **kwargs)
+    if cfg.model in TINY_MODELS and _is_main_process():
+        # no hub can give a built-in tiny base back: keep it beside the adapter (before PEFT/DeepSpeed wrap it)
+        base = Path(cfg.output_dir) / "base"
+        detector.model.save_pretrained(str(base), safe_serialization=True)
+        detector.processor.save_pretrained(str(base))
+    detector.model = apply_peft(detector.model, detector.family, cfg.peft, quantized=cfg.quantization is not None)
+
+    on_gpu = torch.cuda.is_available()
+    args = dict(output_dir=str(Path(cfg.output_dir) / "checkpoints"), report_to=[], remove_unused_columns=False,
+                per_device_train_batch_size=2, num_train_epochs=1, learning_rate=2e-4, logging_steps=10,
+                save_strategy="steps", save_steps=500, bf16=on_gpu, seed=cfg.seed,
+                dataloader_num_workers=0, use_cpu=not on_gpu)
+    args.update(cfg.training)
+    if cfg.deepspeed:
+        args["deepspeed"] = cfg.deepspeed
+    if args.get("gradient_checkpointing"):
+        args.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
+        detector.model.enable_input_require_grads()
+    train = SFTDataset(read_jsonl(cfg.train_manifest), detector, cfg.window_policy, cfg.seed)
+    evaluation = SFTDataset(read_jsonl(cfg.eval_manifest), detector, "first", cfg.seed) if cfg.eval_manifest else None
+    trainer = Trainer(model=detector.model, args=TrainingArguments(**args), train_dataset=train,
+                      eval_dataset=evaluation, data_collator=SFTCollator(detector, cfg.max_length))
+    return detector, trainer
+
+
+def save_output(detector, trainer, cfg: SFTConfig) -> Path:
+    out = Path(cfg.output_dir)
+    trainer.save_model(str(out / "adapter"))
+    if trainer.is_world_process_zero():
+        detector.processor.save_pretrained(str(out / "processor"))
+        extra = {"sft_config": _jsonable(cfg)}
+        detector.save_config(out, **extra)
+    return out
+
+
+def _jsonable(cfg: SFTConfig) -> dict:
+    data = asdict(cfg)
+    return json.loads(json.dumps(data, default=str))
+
+
+def train_sft(cfg: SFTConfig) -> Path:
+    detector, trainer = build_trainer(cfg)
+    trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint or None)
+    return save_output(detector, trainer, cfg)
