@@ -1,0 +1,74 @@
+"""``apallm eval``: ASVspoof metrics, per-attack tables and plots from score/key files or a predictions file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+Evaluate a spoofing countermeasure. Inputs follow the ASVspoof 5 evaluation package: a score table
+'filename<TAB>cm-score' (header line; higher = more bona fide) and a key table 'filename<TAB>cm-label'
+(bonafide/spoof; an optional attack column gives the per-attack table). Instead of scores, --predictions
+takes a detector's JSONL verdicts (id/path, label, score = P(spoof), rationale or answer) and adds label
+accuracy, rationale format validity and label-rationale consistency. Writes metrics.json, summary.md,
+det.png and hist.png into --out. Exit status: 0 on success, 2 on bad input (the error names the file and
+line)."""
+
+
+def register(subparsers) -> None:
+    """Add the ``eval`` command to the ``apallm`` command line."""
+    p = subparsers.add_parser("eval", help="EER, minDCF, actDCF, Cllr, per-attack tables and plots from scores",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scores", type=Path, metavar="S.tsv", help="CM score table (filename, cm-score)")
+    source.add_argument("--predictions", type=Path, metavar="P.jsonl",
+                        help="detector predictions, one JSON record per clip")
+    p.add_argument("--keys", type=Path, required=True, metavar="K.tsv",
+                   help="CM key table (filename, cm-label[, attack])")
+    attacks = p.add_mutually_exclusive_group()
+    attacks.add_argument("--attacks", type=Path, metavar="A.tsv", help="attack table (filename, attack)")
+    attacks.add_argument("--manifest", type=Path, metavar="M.jsonl",
+                         help="JSONL manifest with id/path, label and attack (or system) per clip")
+    p.add_argument("--group-by", action="append", default=[], metavar="COLUMN",
+                   help="also break the results down by this key column (e.g. codec); repeatable")
+    p.add_argument("--out", "-o", type=Path, required=True, help="output folder")
+    p.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap replicates for the EER confidence interval (1000; 0 = no interval)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (0)")
+    p.add_argument("--json", action="store_true", help="print metrics.json to stdout instead of a summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write the report, print the headline (or the JSON); 2 on bad input."""
+    from apallm.evaluation.core import evaluate_files
+    from apallm.evaluation.errors import EvaluationInputError
+    from apallm.evaluation.report import format_headline, write_report
+
+    if args.n_boot < 0:
+        print("apallm eval: --n-boot must be 0 or more", file=sys.stderr)
+        return 2
+    try:
+        trials, result = evaluate_files(keys=args.keys, scores=args.scores, predictions=args.predictions,
+                                        attacks=args.attacks, manifest=args.manifest, group_by=args.group_by,
+                                        n_boot=args.n_boot, seed=args.seed)
+    except EvaluationInputError as exc:
+        print(f"apallm eval: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+        return 2
+    paths = write_report(result, trials, args.out)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print(format_headline(result))
+        for row in result["per_attack"]:
+            print(f"  {row['attack']}: EER {100 * row['eer']:.2f} % (n = {row['n_spoof']} spoof)")
+        block = result.get("predictions")
+        if block:
+            print(f"predictions: accuracy {block['accuracy']:.4f}, rationale format valid "
+                  f"{block['rationale']['n_valid']}/{block['n_scored']}, consistent "
+                  f"{block['consistency']['consistent']}, inconsistent {block['consistency']['inconsistent']}, "
+                  f"unverifiable {block['consistency']['unverifiable']}, error records {block['n_errors']}")
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
