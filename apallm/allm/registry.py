@@ -91,7 +91,7 @@ def load_allm(model: str | None = None, *, adapter: str | Path | None = None, fa
     - ``quantization``: ``"4bit"`` loads the base in 4-bit NF4 through bitsandbytes (GPU only).
     Remaining keyword arguments (options, batch_size, max_new_tokens, ...) go to the detector.
     """
-    from .base import load_config
+    from .base import CONFIG_NAME, load_config
     from .prompting import PromptOptions
 
     _import_families()
@@ -107,6 +107,8 @@ def load_allm(model: str | None = None, *, adapter: str | Path | None = None, fa
         model = model or base_dir or saved.get("base_model")
         if (Path(adapter) / "processor").is_dir():
             processor = family_class(family).load_processor(str(Path(adapter) / "processor"))
+    elif model is not None and (Path(model) / CONFIG_NAME).is_file():
+        saved = load_config(model)  # a merged model folder keeps its prompts and options
     if model is None:
         raise ValueError("give a model (hub id, local path or tiny-*) or an adapter folder")
     family = family or detect_family(model)

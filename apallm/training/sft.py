@@ -68,6 +68,7 @@ class SFTConfig:
     training: dict = field(default_factory=dict)
     resume_from_checkpoint: bool | str = False
     seed: int = 0
+    toy_data: dict | None = None  # {n, seed}: generate apallm.synth's two-class set when the manifest is absent
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> SFTConfig:
@@ -259,7 +260,19 @@ def _jsonable(cfg: SFTConfig) -> dict:
     return json.loads(json.dumps(data, default=str))
 
 
+def ensure_toy_data(cfg: SFTConfig) -> None:
+    """Generate the toy set a tiny config trains on, where its manifest does not exist yet."""
+    if cfg.toy_data is None or Path(cfg.train_manifest).exists():
+        return
+    from apallm.synth import make_toy_set
+
+    made = make_toy_set(Path(cfg.train_manifest).parent, **cfg.toy_data)
+    if made.resolve() != Path(cfg.train_manifest).resolve():
+        made.rename(cfg.train_manifest)
+
+
 def train_sft(cfg: SFTConfig) -> Path:
+    ensure_toy_data(cfg)
     detector, trainer = build_trainer(cfg)
     trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint or None)
     return save_output(detector, trainer, cfg)

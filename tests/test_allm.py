@@ -1,0 +1,137 @@
+"""The Qwen2.5-Omni ALLM detector on the tiny offline fixture: inputs, scores, explanations, streaming."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import SR, brickwall_lowpass, speech_like
+
+from apallm import load_audio
+from apallm.allm import PromptOptions, label_token_ids, load_allm
+from apallm.allm.tiny import tiny_omni_processor
+from apallm.verdict import LABEL_WORDS, Verdict
+
+SHORT_PROMPTS = {"system": "You detect deepfake speech.", "instruction": "bonafide or spoof?",
+                 "spectrogram": "Spectrogram:"}
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from apallm.evidence import EvidenceConfig, SpectrogramConfig
+
+    return load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS, batch_size=3, max_new_tokens=12,
+                     evidence_config=EvidenceConfig(spectrogram=SpectrogramConfig(width=224, height=224)))
+
+
+def clips(seconds=(1.0, 2.0, 3.0)):
+    return [load_audio(speech_like(s, seed=i), sample_rate=SR, clip_id=f"c{i}") for i, s in enumerate(seconds)]
+
+
+def test_label_words_have_distinct_first_tokens_in_every_tokenizer():
+    ids = label_token_ids(tiny_omni_processor().tokenizer, LABEL_WORDS)
+    assert ids["bonafide"] != ids["spoof"]
+    with pytest.raises(ValueError, match="share their first token"):
+        label_token_ids(tiny_omni_processor().tokenizer, {"bonafide": " real", "spoof": " fake"})
+
+
+def test_placeholder_counts_match_audio_length_and_image_size(detector):
+    tok = detector.tokenizer
+    for seconds in (1.0, 2.0, 4.0):
+        (samples,) = detector.prepare([load_audio(speech_like(seconds), sample_rate=SR)])
+        batch = detector.encode(samples)
+        n_audio = int((batch["input_ids"] == tok.audio_token_id).sum())
+        # Whisper features at 100 frames/s, then the encoder's stride-2 conv and 2x pooling: 25 tokens/s
+        frames = int(batch["feature_attention_mask"].sum())
+        assert frames == int(seconds * 100)
+        assert n_audio == ((frames - 1) // 2 + 1 - 2) // 2 + 1
+        # a 224 x 224 image: 16 x 16 patches of 14 px, merged 2 x 2 -> 64 image tokens
+        assert int((batch["input_ids"] == tok.image_token_id).sum()) == 64
+        assert batch["image_grid_thw"].tolist() == [[1, 16, 16]]
+
+
+def test_audio_only_option_sends_no_image(detector):
+    audio_only = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS,
+                           options=PromptOptions.parse("audio"))
+    (samples,) = audio_only.prepare(clips((1.0,)))
+    batch = audio_only.encode(samples)
+    assert "pixel_values" not in batch
+    assert int((batch["input_ids"] == audio_only.tokenizer.image_token_id).sum()) == 0
+    assert 0.0 <= audio_only.score(clips((1.0,)))[0] <= 1.0
+
+
+def test_score_is_the_softmax_over_the_two_label_logits(detector):
+    (samples,) = detector.prepare(clips((2.0,)))
+    with torch.inference_mode():
+        logits = detector.model(**detector.encode(samples)).logits[0, -1]
+    ids = detector.label_token_ids
+    expected = torch.softmax(torch.stack([logits[ids["bonafide"]], logits[ids["spoof"]]]), 0)[1].item()
+    assert detector.score(clips((2.0,)))[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_batched_scores_equal_one_by_one(detector):
+    cs = clips((1.0, 2.5, 3.0, 1.5))
+    batched = detector.score(cs)  # batch_size 3: one padded batch of 3 and one of 1
+    single = np.array([detector.score([c])[0] for c in cs])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    assert len(set(np.round(batched, 6))) > 1, "different clips should not score identically"
+
+
+def test_long_clip_is_scored_by_its_most_suspicious_window(detector):
+    long_clip = load_audio(np.concatenate([speech_like(20.0, seed=1), brickwall_lowpass(speech_like(20.0, seed=2),
+                                                                                          2000.0)]), sample_rate=SR)
+    (windows,) = detector.prepare([long_clip])
+    assert [w.clip.offset_s for w in windows] == [0.0, 10.0]
+    per_window = detector.score_samples(windows)
+    assert detector.score([long_clip])[0] == pytest.approx(per_window.max())
+
+
+def test_explain_gives_a_valid_verdict_with_the_score_from_the_first_step(detector):
+    cs = clips((1.0, 2.0))
+    verdicts = detector.explain(cs)
+    scores = detector.score(cs)
+    for v, s, c in zip(verdicts, scores, cs, strict=True):
+        assert isinstance(v, Verdict) and v.id == c.id and v.label in ("bonafide", "spoof")
+        assert v.score == pytest.approx(s, abs=1e-5)
+        assert v.detector.startswith("qwen2_5_omni")
+        assert v.evidence["answer"]["parse"] in ("full", "partial", "none")
+        assert Verdict.from_json(v.to_json()) == v
+
+
+def test_stream_yields_the_same_text_as_generation(detector):
+    (clip,) = clips((1.0,))
+    chunks = list(detector.stream(clip, max_new_tokens=8))
+    assert len(chunks) >= 2
+    (samples,) = detector.prepare([clip])
+    batch = detector.encode(samples)
+    with torch.inference_mode():
+        out = detector.model.generate(**batch, max_new_tokens=8, do_sample=False,
+                                      pad_token_id=detector.tokenizer.pad_token_id)
+    expected = detector.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert "".join(chunks) == expected
+
+
+def test_follow_up_question_enters_the_conversation(detector):
+    (clip,) = clips((1.0,))
+    (sample,) = detector.prepare([clip])[0]
+    conv = detector.conversation(sample, history=[(None, "spoof\nFrequency: a\nTime: b"), ("why?", None)])
+    assert [m["role"] for m in conv] == ["system", "user", "assistant", "user"]
+    assert conv[-1]["content"][0]["text"] == "why?"
+    assert list(detector.stream(clip, question="where is the edit?", history=[(None, "spoof")],
+                                max_new_tokens=3))
+    with pytest.raises(ValueError):
+        detector.conversation(sample, history=[("a", None), ("b", None)])
+
+
+def test_cue_and_cm_options_enter_the_prompt(detector):
+    with_cues = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS,
+                          options=PromptOptions.parse("audio+spectrogram+cues+cm"))
+    (sample,) = with_cues.prepare(clips((1.0,)), cm_scores=[{"aasist-l": 0.87}])[0]
+    assert "bandwidth_hz = " in sample.text and "aasist-l gives P(spoof) = 0.87" in sample.text
+    with pytest.raises(ValueError, match="cm"):
+        with_cues.prepare(clips((1.0,)))
+    with pytest.raises(ValueError, match="unknown input parts"):
+        PromptOptions.parse("audio+video")
+
+
+def test_qlora_on_cpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+        load_allm("Qwen/Qwen2.5-Omni-3B", family="qwen2_5_omni", quantization="4bit", device="cpu")
