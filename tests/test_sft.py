@@ -104,10 +104,11 @@ ZERO_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("stage", [2, 3])
-def test_deepspeed_zero_steps_change_only_trainable_weights_and_save_load_is_exact(toy, tmp_path, stage):
+@pytest.mark.parametrize("stage,model", [(2, "tiny-qwen2_5-omni"), (3, "tiny-qwen2_5-omni"), (3, "tiny-qwen2-audio")])
+def test_deepspeed_zero_steps_change_only_trainable_weights_and_save_load_is_exact(toy, tmp_path, stage, model):
     pytest.importorskip("deepspeed", reason="DeepSpeed comes with apallm[train]")
-    cfg = config(toy, tmp_path / f"zero{stage}", deepspeed=str(REPO / f"configs/deepspeed/zero{stage}.json"))
+    cfg = config(toy, tmp_path / f"zero{stage}", deepspeed=str(REPO / f"configs/deepspeed/zero{stage}.json"),
+                 model=model)
     data = {k: v for k, v in vars(cfg).items() if k != "peft"}
     data["peft"] = vars(cfg.peft)
     proc = subprocess.run([sys.executable, "-c", ZERO_SCRIPT, json.dumps(data)], capture_output=True, text=True,
@@ -119,6 +120,9 @@ def test_deepspeed_zero_steps_change_only_trainable_weights_and_save_load_is_exa
     assert changed <= trainable, f"frozen weights changed: {sorted(changed - trainable)[:5]}"
     assert any("lora_B" in n for n in changed) and any("lm_head" in n for n in changed)
     assert not any("audio_tower" in n or "visual" in n for n in trainable)
+    if model == "tiny-qwen2-audio":  # the spectrogram projector trains and is saved beside the adapter
+        assert any("projector.proj" in n for n in changed)
+        assert (tmp_path / f"zero{stage}" / "projector.safetensors").is_file()
     # the saved folder reloads to the very same scores
     det = load_allm(adapter=tmp_path / f"zero{stage}", device="cpu")
     clips = [load_audio(r["path"]) for r in read_jsonl(toy)][:4]

@@ -13,6 +13,7 @@ suspicious window's (a spoofed stretch anywhere makes the clip spoof), and that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -68,6 +69,7 @@ class ALLMDetector(Detector):
         self.prompts = prompt_texts(self.prompt_overrides)
         self.name = name or f"{self.family}:{base_model or 'model'}"
         self.label_token_ids = label_token_ids(self.tokenizer, self.label_words)
+        self.tokenizer.padding_side = "left"  # the answer position is the last one in every row
 
     # ------------------------------------------------------------------ family hooks
     def default_spectrogram(self) -> SpectrogramConfig:
@@ -84,11 +86,27 @@ class ALLMDetector(Detector):
         raise NotImplementedError
 
     @classmethod
+    def prepare_model(cls, model, processor):
+        """Family-specific additions to a freshly loaded model (e.g. a spectrogram projector)."""
+        return model
+
+    @classmethod
     def load_extra(cls, model, directory: str | Path) -> None:
         """Load family-specific trained parts saved beside the adapter (e.g. a spectrogram projector)."""
 
     def save_extra(self, directory: str | Path) -> None:
         """Save family-specific trained parts beside the adapter."""
+
+    @staticmethod
+    @contextlib.contextmanager
+    def published_layout(model):
+        """Within it, the model has its published class's layout (family additions set aside), for saving."""
+        yield model
+
+    @staticmethod
+    def trainable_extra(model) -> list:
+        """Parameters outside the adapter that train with it (e.g. the spectrogram projector)."""
+        return []
 
     # ------------------------------------------------------------------ common
     @property
@@ -126,8 +144,10 @@ class ALLMDetector(Detector):
         conv = self.conversation(sample, answer=answer, history=history)
         return self.processor.apply_chat_template(conv, add_generation_prompt=answer is None, tokenize=False)
 
-    def encode(self, samples: list[Sample]):
-        return self.model_inputs([self.render(s) for s in samples], samples).to(self.device)
+    def encode(self, samples: list[Sample], texts: list[str] | None = None):
+        """Inference inputs on the model's device (prompts rendered with the generation prompt by default)."""
+        texts = texts if texts is not None else [self.render(s) for s in samples]
+        return self.model_inputs(texts, samples).to(self.device)
 
     @torch.inference_mode()
     def score_samples(self, samples: list[Sample]) -> np.ndarray:
@@ -204,7 +224,7 @@ class ALLMDetector(Detector):
             history.append((question, None))
         conv = self.conversation(sample, history=history)
         text = self.processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
-        batch = self.model_inputs([text], [sample]).to(self.device)
+        batch = self.encode([sample], [text])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(**batch, streamer=streamer, do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
                       max_new_tokens=max_new_tokens or self.max_new_tokens)

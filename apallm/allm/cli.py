@@ -119,7 +119,10 @@ def _cmd_merge(args) -> int:
     detector = load_allm(args.model, adapter=args.adapter, device="cpu")
     merged = detector.model.merge_and_unload()
     out = Path(args.output)
-    merged.save_pretrained(str(out), safe_serialization=True)
+    out.mkdir(parents=True, exist_ok=True)
+    detector.save_extra(out)
+    with detector.published_layout(merged) as plain:
+        plain.save_pretrained(str(out), safe_serialization=True)
     detector.processor.save_pretrained(str(out))
     detector.save_config(out, merged_from=str(Path(args.adapter).resolve()))
     print(f"merged model: {out}")

@@ -12,6 +12,7 @@ _MODEL_TYPES: dict[str, str] = {}
 #: built-in tiny random models (offline, for tests and CPU smoke runs): name -> (family, builder path)
 TINY_MODELS = {
     "tiny-qwen2_5-omni": ("qwen2_5_omni", "apallm.allm.tiny:build_tiny_omni"),
+    "tiny-qwen2-audio": ("qwen2_audio", "apallm.allm.tiny:build_tiny_qwen2_audio"),
 }
 
 
@@ -40,7 +41,7 @@ def family_class(name: str) -> type:
 
 
 def _import_families() -> None:
-    from . import qwen_omni  # noqa: F401  (each module registers itself)
+    from . import qwen2_audio, qwen_omni  # noqa: F401  (each module registers itself)
 
 
 def detect_family(model: str) -> str:
@@ -123,6 +124,7 @@ def load_allm(model: str | None = None, *, adapter: str | Path | None = None, fa
         net = cls.load_model(model, dtype=dtype, device_map=None if quant is None else {"": device.index or 0},
                              quantization_config=quant)
         processor = processor or cls.load_processor(model)
+    net = cls.prepare_model(net, processor)
     if quantization is None:
         net = net.to(device)
     if adapter is not None:
@@ -130,6 +132,8 @@ def load_allm(model: str | None = None, *, adapter: str | Path | None = None, fa
 
         net = PeftModel.from_pretrained(net, str(Path(adapter) / "adapter"))
         cls.load_extra(net, adapter)
+    elif model is not None and (Path(model) / CONFIG_NAME).is_file():
+        cls.load_extra(net, model)
     net.eval()
 
     options = kwargs.pop("options", None) or PromptOptions.from_dict(saved.get("options"))

@@ -93,3 +93,51 @@ def build_tiny_omni(seed: int = 0):
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
     return model.eval(), processor
+
+
+QWEN2_AUDIO_SPECIALS = {"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>",
+                        "audio_eos_token": "<|audio_eos|>"}
+
+# Qwen2-Audio-Instruct's chat format: "Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>" per audio part
+QWEN2_AUDIO_CHAT_TEMPLATE = (
+    "{% set audio_count = namespace(value=0) %}{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if 'audio' in content or 'audio_url' in content %}{% set audio_count.value = audio_count.value + 1 %}"
+    "Audio {{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_qwen2_audio_processor():
+    from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
+
+    from .qwen2_audio import SPEC_TOKEN
+
+    tokenizer = byte_level_tokenizer(QWEN2_AUDIO_SPECIALS, extra=(SPEC_TOKEN,))
+    return Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=32, sampling_rate=16000),
+                               tokenizer=tokenizer, chat_template=QWEN2_AUDIO_CHAT_TEMPLATE)
+
+
+def build_tiny_qwen2_audio(seed: int = 0):
+    """(model, processor): a Qwen2-Audio of about 100k parameters (the spectrogram projector is added by
+    the detector), initialised from ``seed``."""
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+
+    processor = tiny_qwen2_audio_processor()
+    tok = processor.tokenizer
+    config = Qwen2AudioConfig(
+        audio_config={"model_type": "qwen2_audio_encoder", "d_model": 32, "encoder_attention_heads": 4,
+                      "encoder_ffn_dim": 32, "encoder_layers": 2, "num_mel_bins": 32, "max_source_positions": 1500},
+        text_config={"model_type": "qwen2", "vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 37,
+                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                     "max_position_embeddings": 4096, "tie_word_embeddings": False},
+        audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2AudioForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model.eval(), processor

@@ -8,6 +8,7 @@ tiny models that no hub can give back, ``base/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,9 @@ LM_ONLY_TARGETS = {
     "qwen2_5_omni": r".*language_model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)"
                     r"|mlp\.(gate_proj|up_proj|down_proj))",
 }
-TOWER_MODULES = {"qwen2_5_omni": {"audio": "audio_tower", "vision": "visual"}}
+LM_ONLY_TARGETS["qwen2_audio"] = LM_ONLY_TARGETS["qwen2_5_omni"]
+TOWER_MODULES = {"qwen2_5_omni": {"audio": "audio_tower", "vision": "visual"},
+                 "qwen2_audio": {"audio": "audio_tower", "vision": None}}
 
 
 @dataclass
@@ -45,6 +48,7 @@ class PeftSettings:
     target_modules: str | list[str] | None = None  # None: the family's LM-only regex
     train_audio_tower: bool = False
     train_vision_tower: bool = False
+    train_projector: bool = True  # the spectrogram projector of audio-only families (Qwen2-Audio)
     modules_to_save: list[str] = field(default_factory=list)
 
 
@@ -197,11 +201,19 @@ def apply_peft(model, family: str, settings: PeftSettings, quantized: bool = Fal
     if settings.train_audio_tower:
         save.append(towers["audio"])
     if settings.train_vision_tower:
+        if not towers.get("vision"):
+            raise ValueError(f"{family} has no vision tower to train")
         save.append(towers["vision"])
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=settings.target_modules or LM_ONLY_TARGETS[family],
                         use_dora=settings.method == "dora", modules_to_save=save or None, bias="none")
-    return get_peft_model(model, config)
+    peft_model = get_peft_model(model, config)
+    if settings.train_projector:
+        from apallm.allm import family_class
+
+        for param in family_class(family).trainable_extra(peft_model):
+            param.requires_grad_(True)
+    return peft_model
 
 
 def build_trainer(cfg: SFTConfig):
@@ -223,7 +235,8 @@ def build_trainer(cfg: SFTConfig):
     if cfg.model in TINY_MODELS and _is_main_process():
         # no hub can give a built-in tiny base back: keep it beside the adapter (before PEFT/DeepSpeed wrap it)
         base = Path(cfg.output_dir) / "base"
-        detector.model.save_pretrained(str(base), safe_serialization=True)
+        with detector.published_layout(detector.model) as plain:
+            plain.save_pretrained(str(base), safe_serialization=True)
         detector.processor.save_pretrained(str(base))
     detector.model = apply_peft(detector.model, detector.family, cfg.peft, quantized=cfg.quantization is not None)
 
@@ -248,6 +261,17 @@ def build_trainer(cfg: SFTConfig):
 def save_output(detector, trainer, cfg: SFTConfig) -> Path:
     out = Path(cfg.output_dir)
     trainer.save_model(str(out / "adapter"))
+    # the Trainer also pickles its arguments there; the folder holds safetensors and JSON only
+    (out / "adapter" / "training_args.bin").unlink(missing_ok=True)
+    extra = detector.trainable_extra(detector.model)
+    gather = contextlib.nullcontext()
+    if extra and getattr(trainer, "is_deepspeed_enabled", False):
+        import deepspeed
+
+        gather = deepspeed.zero.GatheredParameters(extra)  # ZeRO-3 keeps only shards on each rank
+    with gather:
+        if trainer.is_world_process_zero():
+            detector.save_extra(out)
     if trainer.is_world_process_zero():
         detector.processor.save_pretrained(str(out / "processor"))
         extra = {"sft_config": _jsonable(cfg)}
