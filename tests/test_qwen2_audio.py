@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import SR, speech_like
 
 from apallm import load_audio
 from apallm.allm import load_allm
@@ -10,7 +11,6 @@ from apallm.allm.qwen2_audio import SPEC_TOKEN, SpectrogramProjector
 from apallm.evidence import EvidenceConfig, SpectrogramConfig
 from apallm.synth import make_toy_set
 from apallm.training.sft import SFTConfig, build_trainer, read_jsonl, save_output
-from conftest import SR, speech_like
 
 PROMPTS = {"system": "You detect deepfake speech.", "instruction": "bonafide or spoof?"}
 EVIDENCE = EvidenceConfig(spectrogram=SpectrogramConfig(width=224, height=252))
