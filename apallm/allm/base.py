@@ -85,6 +85,32 @@ class ALLMDetector(Detector):
         """Rendered chat texts + the samples' audio/images -> a batch of model inputs (left-padded)."""
         raise NotImplementedError
 
+    #: transformers classes of the family, loaded by name
+    model_class: str = ""
+    processor_class: str = ""
+
+    @classmethod
+    def load_model(cls, path: str, dtype, device_map=None, quantization_config=None):
+        import transformers
+
+        return getattr(transformers, cls.model_class).from_pretrained(
+            path, dtype=dtype, device_map=device_map, quantization_config=quantization_config)
+
+    @classmethod
+    def load_processor(cls, path: str):
+        import transformers
+
+        return getattr(transformers, cls.processor_class).from_pretrained(path)
+
+    @staticmethod
+    def batch_images(samples: list[Sample]) -> list:
+        """The samples' spectrogram images: all or none. A batch never mixes modalities: under ZeRO-3 a rank
+        whose batch skipped a tower would wait forever for the others to gather its weights."""
+        images = [s.image for s in samples if s.image is not None]
+        if images and len(images) != len(samples):
+            raise ValueError("a batch mixes samples with and without a spectrogram image")
+        return images
+
     @classmethod
     def prepare_model(cls, model, processor):
         """Family-specific additions to a freshly loaded model (e.g. a spectrogram projector)."""

@@ -19,8 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from apallm.evidence import SpectrogramConfig
-
 from .base import ALLMDetector, Sample, follow_ups
 from .registry import register_family
 
@@ -130,21 +128,8 @@ class Qwen2AudioDetector(ALLMDetector):
         install_projector(model, tok.convert_tokens_to_ids(SPEC_TOKEN))
         return model
 
-    @classmethod
-    def load_model(cls, path: str, dtype, device_map=None, quantization_config=None):
-        from transformers import Qwen2AudioForConditionalGeneration
-
-        return Qwen2AudioForConditionalGeneration.from_pretrained(
-            path, dtype=dtype, device_map=device_map, quantization_config=quantization_config)
-
-    @classmethod
-    def load_processor(cls, path: str):
-        from transformers import Qwen2AudioProcessor
-
-        return Qwen2AudioProcessor.from_pretrained(path)
-
-    def default_spectrogram(self) -> SpectrogramConfig:
-        return SpectrogramConfig()
+    model_class = "Qwen2AudioForConditionalGeneration"
+    processor_class = "Qwen2AudioProcessor"
 
     def conversation(self, sample: Sample, answer: str | None = None,
                      history: Sequence[tuple[str | None, str | None]] = ()) -> list[dict]:
@@ -160,9 +145,7 @@ class Qwen2AudioDetector(ALLMDetector):
         return conv
 
     def model_inputs(self, texts: list[str], samples: list[Sample]):
-        images = [s.image for s in samples if s.image is not None]
-        if images and len(images) != len(samples):
-            raise ValueError("a batch mixes samples with and without a spectrogram image")
+        images = self.batch_images(samples)
         batch = self.processor(text=texts, audio=[s.clip.waveform for s in samples], sampling_rate=16000,
                                return_tensors="pt", padding=True)
         batch.pop("num_audio_tokens", None)

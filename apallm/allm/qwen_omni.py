@@ -12,22 +12,11 @@ from .registry import register_family
 @register_family("qwen2_5_omni", model_types=("qwen2_5_omni", "qwen2_5_omni_thinker"))
 class QwenOmniDetector(ALLMDetector):
     family = "qwen2_5_omni"
-
-    @classmethod
-    def load_model(cls, path: str, dtype, device_map=None, quantization_config=None):
-        from transformers import Qwen2_5OmniThinkerForConditionalGeneration
-
-        return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
-            path, dtype=dtype, device_map=device_map, quantization_config=quantization_config)
-
-    @classmethod
-    def load_processor(cls, path: str):
-        from transformers import Qwen2_5OmniProcessor
-
-        return Qwen2_5OmniProcessor.from_pretrained(path)
+    model_class = "Qwen2_5OmniThinkerForConditionalGeneration"
+    processor_class = "Qwen2_5OmniProcessor"
 
     def conversation(self, sample: Sample, answer: str | None = None,
-                     history: Sequence[tuple[str, str | None]] = ()) -> list[dict]:
+                     history: Sequence[tuple[str | None, str | None]] = ()) -> list[dict]:
         content = [{"type": "audio", "audio": sample.clip.waveform}]
         if sample.image is not None:
             content.append({"type": "image", "image": sample.image})
@@ -40,10 +29,6 @@ class QwenOmniDetector(ALLMDetector):
         return conv
 
     def model_inputs(self, texts: list[str], samples: list[Sample]):
-        images = [s.image for s in samples if s.image is not None]
-        if images and len(images) != len(samples):
-            # every sample of a batch carries the same modalities: otherwise ZeRO-3 ranks run different
-            # submodules and wait on each other forever
-            raise ValueError("a batch mixes samples with and without a spectrogram image")
+        images = self.batch_images(samples)
         return self.processor(text=texts, audio=[s.clip.waveform for s in samples], images=images or None,
                               return_tensors="pt", padding=True)
