@@ -27,8 +27,11 @@ def clips(seconds=(1.0, 2.0, 3.0)):
 
 
 def test_label_words_have_distinct_first_tokens_in_every_tokenizer():
-    ids = label_token_ids(tiny_omni_processor().tokenizer, LABEL_WORDS)
-    assert ids["bonafide"] != ids["spoof"]
+    from apallm.allm.tiny import tiny_qwen2_audio_processor
+
+    for processor in (tiny_omni_processor(), tiny_qwen2_audio_processor()):
+        ids = label_token_ids(processor.tokenizer, LABEL_WORDS)
+        assert ids["bonafide"] != ids["spoof"]
     with pytest.raises(ValueError, match="share their first token"):
         label_token_ids(tiny_omni_processor().tokenizer, {"bonafide": " real", "spoof": " fake"})
 
@@ -135,3 +138,29 @@ def test_cue_and_cm_options_enter_the_prompt(detector):
 def test_qlora_on_cpu_is_a_clear_error():
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         load_allm("Qwen/Qwen2.5-Omni-3B", family="qwen2_5_omni", quantization="4bit", device="cpu")
+
+
+def test_loads_the_thinker_from_a_full_omni_checkpoint_layout(tmp_path):
+    """A published Qwen2.5-Omni checkpoint nests the thinker under ``thinker.*`` beside talker and token2wav,
+    with the thinker's config inside the full config: the tiny thinker written in that layout loads back."""
+    from safetensors.torch import save_file
+    from transformers import Qwen2_5OmniConfig
+
+    from apallm.allm.tiny import build_tiny_omni
+
+    model, processor = build_tiny_omni()
+    legacy = {}
+    for key, value in model.state_dict().items():
+        key = (key.replace("model.language_model.", "model.", 1) if key.startswith("model.language_model.")
+               else key.replace("model.", "", 1) if key.startswith(("model.audio_tower.", "model.visual.")) else key)
+        legacy["thinker." + key] = value.contiguous()
+    save_file(legacy, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    Qwen2_5OmniConfig(thinker_config=model.config.to_dict()).save_pretrained(str(tmp_path))
+    processor.save_pretrained(str(tmp_path))
+    loaded = load_allm(str(tmp_path), device="cpu", prompts=SHORT_PROMPTS)
+    reference = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS)
+    assert loaded.family == "qwen2_5_omni"
+    for (name, a), (_, b) in zip(reference.model.state_dict().items(), loaded.model.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+    np.testing.assert_allclose(loaded.score(clips((1.0,))), reference.score(clips((1.0,))), atol=1e-6)

@@ -15,6 +15,19 @@ class QwenOmniDetector(ALLMDetector):
     model_class = "Qwen2_5OmniThinkerForConditionalGeneration"
     processor_class = "Qwen2_5OmniProcessor"
 
+    @classmethod
+    def load_model(cls, path: str, dtype, device_map=None, quantization_config=None):
+        """The thinker only. A published Qwen2.5-Omni checkpoint holds thinker, talker and token2wav: its
+        ``thinker_config`` builds the thinker and transformers maps the ``thinker.*`` weights onto it, so the
+        speech-output parts are never loaded."""
+        from transformers import AutoConfig, Qwen2_5OmniThinkerForConditionalGeneration
+
+        config = AutoConfig.from_pretrained(path)
+        if config.model_type == "qwen2_5_omni":
+            config = config.thinker_config
+        return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+            path, config=config, dtype=dtype, device_map=device_map, quantization_config=quantization_config)
+
     def conversation(self, sample: Sample, answer: str | None = None,
                      history: Sequence[tuple[str | None, str | None]] = ()) -> list[dict]:
         content = [{"type": "audio", "audio": sample.clip.waveform}]
