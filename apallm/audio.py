@@ -286,6 +286,18 @@ def _short(exc: Exception) -> str:
     return text[:160]
 
 
+RESAMPLERS = ("soxr", "torchaudio")
+
+
+def _resample(wave: np.ndarray, rate: int, target: int, resampler: str) -> np.ndarray:
+    if resampler == "torchaudio":
+        import torch
+        import torchaudio.functional as AF
+
+        return AF.resample(torch.from_numpy(wave), rate, target).numpy().astype(np.float32, copy=False)
+    return soxr.resample(wave, rate, target, quality="HQ").astype(np.float32, copy=False)
+
+
 # --------------------------------------------------------------------------------------------- public API
 
 def load_audio(
@@ -296,6 +308,7 @@ def load_audio(
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     min_duration_s: float = DEFAULT_MIN_DURATION_S,
     clip_id: str | None = None,
+    resampler: str = "soxr",
 ) -> Clip:
     """Decode, validate, mix to mono and resample ``source`` to ``target_sample_rate``.
 
@@ -306,7 +319,12 @@ def load_audio(
     corrupt, truncated), ``UnsupportedFormatError`` (not audio, or no decoder), ``EmptyAudioError``,
     ``NonFiniteAudioError``, ``AudioTooLongError`` (over ``max_duration_s``; None disables the limit) and
     ``AudioTooShortError`` (under ``min_duration_s``). Silent audio loads with the flag ``"silent"``.
+
+    ``resampler``: ``"soxr"`` (high quality, the default) or ``"torchaudio"`` (windowed-sinc, as many
+    countermeasure recipes resample; use it to reproduce their published numbers exactly).
     """
+    if resampler not in RESAMPLERS:
+        raise ValueError(f"unknown resampler {resampler!r}: use one of {', '.join(RESAMPLERS)}")
     name = _describe(source)
     array, rate, fmt = _decode(source, sample_rate, max_duration_s, name)
     if array.size == 0 or array.shape[0] == 0:
@@ -331,7 +349,7 @@ def load_audio(
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     dc_offset = float(np.mean(mono, dtype=np.float64))
     if rate != target_sample_rate:
-        mono = soxr.resample(mono, rate, target_sample_rate, quality="HQ").astype(np.float32, copy=False)
+        mono = _resample(mono, rate, target_sample_rate, resampler)
 
     flags = []
     peak = float(np.max(np.abs(mono)))

@@ -102,9 +102,22 @@ def _cmd_evidence(args) -> int:
     return 1 if failures else 0
 
 
+def train_subparsers(sub):
+    """The ``apallm train <recipe>`` group, shared by every module that adds a training recipe."""
+    if not hasattr(sub, "_apallm_train"):
+        train = sub.add_parser("train", help="training recipes (sft, cm, ...)",
+                               description="Train a detector from a YAML config: apallm train <recipe> --config X.yaml")
+        sub._apallm_train = train.add_subparsers(dest="recipe", metavar="RECIPE", required=True)
+    return sub._apallm_train
+
+
 #: modules that add subcommands: each has ``register(subparsers)``, which adds its parser(s) and sets
 #: ``func`` (called with the parsed args; returns the exit status). Imported only when the CLI starts.
 COMMANDS: tuple[str, ...] = (
+    "apallm.datasets.cli",
+    "apallm.evaluation.cli",
+    "apallm.cm.cli",
+    "apallm.allm.cli",
 )
 
 

@@ -17,6 +17,8 @@ from apallm.audio import Clip
 from apallm.verdict import Verdict
 
 _REGISTRY: dict[str, Callable[..., Detector]] = {}
+#: modules whose import registers the package's own detectors
+_BUILTIN_MODULES = ("apallm.cm",)
 
 
 class Detector(ABC):
@@ -47,12 +49,20 @@ def register_detector(name: str) -> Callable:
     return wrap
 
 
+def _import_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
 def available_detectors() -> list[str]:
+    _import_builtins()
     return sorted(_REGISTRY)
 
 
 def load_detector(spec: str, **kwargs) -> Detector:
-    """Build a detector from a registered name or a ``"package.module:factory"`` path."""
+    """Build a detector from a registered name or a ``"package.module:factory"`` path; ``kwargs`` go to the
+    factory (e.g. ``load_detector("aasist", checkpoint="runs/aasist")``)."""
+    _import_builtins()
     if spec in _REGISTRY:
         return _REGISTRY[spec](**kwargs)
     if ":" in spec:

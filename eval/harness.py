@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     source = ap.add_mutually_exclusive_group(required=True)
     source.add_argument("--detector", metavar="SPEC", help="a registered detector name or 'package.module:factory'")
     source.add_argument("--scores", type=Path, metavar="S.tsv", help="pre-computed scores (filename, cm-score)")
+    ap.add_argument("--detector-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="keyword for the detector's factory, e.g. checkpoint=runs/aasist (repeatable)")
     ap.add_argument("--out", "-o", type=Path, required=True, help="output folder")
     ap.add_argument("--root", default=None, help="realworld-dev folder")
     ap.add_argument("--batch-size", type=int, default=8, help="clips per detector call (8)")
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = read_manifest(root)
     try:
-        detector = load_detector(args.detector) if args.detector else None
+        kwargs = dict(item.split("=", 1) for item in args.detector_arg)
+        detector = load_detector(args.detector, **kwargs) if args.detector else None
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         print(f"harness: cannot load detector {args.detector!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

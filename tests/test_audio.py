@@ -242,3 +242,15 @@ def test_first_center_and_short_clips():
     assert split_windows(short, 30.0) == [short]
     with pytest.raises(ValueError, match="unknown window policy"):
         split_windows(clip, 30.0, policy="random")
+
+
+def test_torchaudio_resampler_option():
+    x = tone(3000.0, 1.0, sr=22_050, amp=0.5)
+    a = load_audio(x, sample_rate=22_050, resampler="torchaudio")
+    b = load_audio(x, sample_rate=22_050)
+    assert a.num_samples == b.num_samples == 16_000
+    assert abs(dominant_hz(a.waveform) - 3000.0) < 3
+    assert not np.array_equal(a.waveform, b.waveform)
+    assert np.max(np.abs(a.waveform[1000:-1000] - b.waveform[1000:-1000])) < 0.01
+    with pytest.raises(ValueError, match="unknown resampler"):
+        load_audio(x, sample_rate=22_050, resampler="linear")

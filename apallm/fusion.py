@@ -1,0 +1,113 @@
+"""Score fusion: a logistic-regression calibration of several detectors' scores, fitted on a dev set.
+
+Each input is a detector's P(spoof); fusion works on their log-odds, so a calibrated single system maps to
+itself and systems that err on different clips complement each other. The fitted weights are a few numbers:
+they are saved as JSON, never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from apallm.audio import Clip
+from apallm.detectors import Detector
+
+EPS = 1e-6
+
+
+def log_odds(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+@dataclass
+class LogisticFusion:
+    """P(spoof) = sigmoid(bias + sum_i weight_i * logit(p_i)) over the named systems."""
+
+    systems: list[str]
+    weights: list[float]
+    bias: float
+
+    @classmethod
+    def fit(cls, scores: Mapping[str, Sequence[float]], labels: Sequence[str], c: float = 1.0) -> LogisticFusion:
+        """Fit on dev-set P(spoof) per system and the true labels (``bonafide``/``spoof``)."""
+        from sklearn.linear_model import LogisticRegression
+
+        systems = list(scores)
+        if not systems:
+            raise ValueError("fusion needs at least one system's scores")
+        y = np.array([_label(v) for v in labels])
+        if len(set(y)) < 2:
+            raise ValueError("fusion needs both labels in the dev set")
+        x = _features(scores, systems, len(y))
+        model = LogisticRegression(C=c, max_iter=1000).fit(x, y)
+        return cls(systems=systems, weights=[float(w) for w in model.coef_[0]], bias=float(model.intercept_[0]))
+
+    def predict(self, scores: Mapping[str, Sequence[float]]) -> np.ndarray:
+        """Fused P(spoof) for each clip."""
+        missing = [s for s in self.systems if s not in scores]
+        if missing:
+            raise ValueError(f"fusion needs scores from {', '.join(missing)}")
+        n = len(next(iter(scores.values())))
+        z = self.bias + _features(scores, self.systems, n) @ np.asarray(self.weights)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"type": "logistic_fusion", "systems": self.systems, "weights": self.weights, "bias": self.bias}
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> LogisticFusion:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("type") != "logistic_fusion":
+            raise ValueError(f"{path} is not a saved LogisticFusion")
+        if len(data["weights"]) != len(data["systems"]):
+            raise ValueError(f"{path}: one weight per system is needed")
+        return cls(systems=list(data["systems"]), weights=[float(w) for w in data["weights"]],
+                   bias=float(data["bias"]))
+
+
+class FusedDetector(Detector):
+    """Several detectors scored together and fused: itself a Detector."""
+
+    def __init__(self, detectors: Mapping[str, Detector], fusion: LogisticFusion, name: str = "fusion"):
+        unknown = set(fusion.systems) - set(detectors)
+        if unknown:
+            raise ValueError(f"no detector given for fused system(s) {', '.join(sorted(unknown))}")
+        self.detectors = dict(detectors)
+        self.fusion = fusion
+        self.name = name
+
+    def system_scores(self, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
+        return {name: self.detectors[name].score(clips) for name in self.fusion.systems}
+
+    def score(self, clips: Sequence[Clip]) -> np.ndarray:
+        return self.fusion.predict(self.system_scores(clips))
+
+
+def _label(value) -> int:
+    if value in ("spoof", 1, True):
+        return 1
+    if value in ("bonafide", 0, False):
+        return 0
+    raise ValueError(f"unknown label {value!r}: use bonafide or spoof")
+
+
+def _features(scores: Mapping[str, Sequence[float]], systems: list[str], n: int) -> np.ndarray:
+    cols = []
+    for name in systems:
+        p = np.asarray(scores[name], dtype=np.float64)
+        if p.shape != (n,):
+            raise ValueError(f"{name}: expected {n} scores, got shape {p.shape}")
+        if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+            raise ValueError(f"{name}: scores must be probabilities P(spoof) in [0, 1]")
+        cols.append(log_odds(p))
+    return np.stack(cols, axis=1)
