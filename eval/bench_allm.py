@@ -20,7 +20,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import torch
 
@@ -111,7 +110,8 @@ def main() -> int:
     n = len(samples)
     print(f"model: {args.model} on {device} ({torch.get_num_threads()} CPU threads); {n} clips of "
           f"{args.seconds:g} s; spectrogram {size} px")
-    print(f"batched score-only (batch {args.batch_size}): {n / t_score:8.2f} clips/s  peak +{mem_score.peak_mb:.0f} MiB")
+    print(f"batched score-only (batch {args.batch_size}): {n / t_score:8.2f} clips/s  "
+          f"peak +{mem_score.peak_mb:.0f} MiB")
     print(f"naive generate loop (batch 1, {args.max_new_tokens} new tokens): {n / t_gen:8.2f} clips/s  "
           f"peak +{mem_gen.peak_mb:.0f} MiB")
     print(f"speed-up: {t_gen / t_score:.1f}x")

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
+from conftest import SR, speech_like
 
 from apallm import load_audio
 from apallm.detectors import Detector
 from apallm.fusion import FusedDetector, LogisticFusion
 from apallm.metrics import compute_eer
-from conftest import SR, speech_like
 
 
 def eer_of(p_spoof, labels):
