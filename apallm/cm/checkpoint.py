@@ -38,6 +38,9 @@ CONFIG_FILE = "config.json"
 
 #: architecture name -> (config class, model class)
 ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {"AASIST": (AASISTConfig, AASIST)}
+#: architectures whose module (which imports transformers) is loaded on first use; importing the module
+#: adds the architecture to ARCHITECTURES
+LAZY_ARCHITECTURES: dict[str, str] = {"SSL-AASIST": "apallm.cm.ssl", "WPT-SSL-AASIST": "apallm.cm.wpt"}
 #: named, published configurations: name -> (architecture, config)
 PRESETS: dict[str, tuple[str, object]] = {"aasist": ("AASIST", AASIST_BASE), "aasist-l": ("AASIST", AASIST_L)}
 
@@ -70,9 +73,13 @@ class CheckpointError(ValueError):
 
 def build_cm(architecture: str, model_config: dict) -> nn.Module:
     """A freshly initialised model of ``architecture`` (e.g. ``"AASIST"``) from its ``model_config``."""
+    if architecture not in ARCHITECTURES and architecture in LAZY_ARCHITECTURES:
+        import importlib
+
+        importlib.import_module(LAZY_ARCHITECTURES[architecture])
     if architecture not in ARCHITECTURES:
         raise CheckpointError(f"unknown countermeasure architecture {architecture!r} "
-                              f"(known: {', '.join(sorted(ARCHITECTURES))})")
+                              f"(known: {', '.join(sorted(set(ARCHITECTURES) | set(LAZY_ARCHITECTURES)))})")
     config_cls, model_cls = ARCHITECTURES[architecture]
     try:
         config = config_cls.from_dict(model_config)
