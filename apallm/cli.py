@@ -118,6 +118,7 @@ COMMANDS: tuple[str, ...] = (
     "apallm.evaluation.cli",
     "apallm.cm.cli",
     "apallm.allm.cli",
+    "apallm.batch",
 )
 
 

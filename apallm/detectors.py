@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from apallm.audio import Clip
-from apallm.verdict import Verdict
+from apallm.verdict import Rationale, Verdict
 
 _REGISTRY: dict[str, Callable[..., Detector]] = {}
 #: modules whose import registers the package's own detectors
@@ -30,11 +30,21 @@ class Detector(ABC):
     def score(self, clips: Sequence[Clip]) -> np.ndarray:
         """P(spoof) in [0, 1] for each clip, as a float array of ``len(clips)``."""
 
-    def explain(self, clips: Sequence[Clip]) -> list[Verdict]:
-        """A verdict per clip. The default labels by ``score >= 0.5`` with an empty rationale;
-        detectors that can say why override it."""
-        return [Verdict(label="spoof" if p >= 0.5 else "bonafide", score=float(p), detector=self.name, id=c.id)
-                for c, p in zip(clips, self.score(clips), strict=True)]
+    def explain(self, clips: Sequence[Clip], include_evidence: bool = False) -> list[Verdict]:
+        """A verdict per clip: labelled by ``score >= 0.5``, with a rationale phrased from the clip's measured
+        cues (those that support the label, see :meth:`Evidence.rationale`). ALLMs override it with their
+        own words."""
+        from apallm.evidence import EvidenceConfig, extract_evidence
+
+        verdicts = []
+        for clip, p in zip(clips, self.score(clips), strict=True):
+            label = "spoof" if p >= 0.5 else "bonafide"
+            evidence = extract_evidence(clip, EvidenceConfig(render_image=False))
+            frequency, time = evidence.rationale(label)
+            verdicts.append(Verdict(label=label, score=float(p), rationale=Rationale(frequency, time),
+                                    evidence=evidence.to_dict() if include_evidence else None,
+                                    detector=self.name, id=clip.id))
+        return verdicts
 
 
 def register_detector(name: str) -> Callable:

@@ -148,3 +148,16 @@ def test_text_block_lists_every_cue_by_domain_and_marks_out_of_range():
     assert "LOW" in line and "[natural 7000 to 8000]" in line
     notable = ev.to_text(only_notable=True)
     assert "bandwidth_hz" in notable and len(notable) < len(text)
+
+
+@pytest.mark.parametrize("label", ["spoof", "bonafide"])
+def test_evidence_rationale_supports_its_label_and_is_recognised(label):
+    from apallm.rationale import find_claims, judge_consistency
+
+    ev = extract_evidence(load_audio(brickwall_lowpass(speech_like(3.0), 3000.0), sample_rate=SR), NO_IMAGE)
+    frequency, time = ev.rationale(label)
+    claims = find_claims(frequency + "; " + time)
+    assert claims, "the phrases come from the cue templates, so the matcher must recognise them"
+    assert judge_consistency(label, claims) == "consistent"
+    if label == "spoof":
+        assert "energy stops near" in frequency  # the band limit is the out-of-range frequency cue

@@ -85,14 +85,7 @@ def user_text(evidence: Evidence | None, options: PromptOptions, cm_scores: Mapp
     return "\n".join(parts)
 
 
-def _phrases(evidence: Evidence, domain: str, limit: int = 3) -> str:
-    cues = evidence.by_domain(domain)
-    notable = [c for c in cues if c.status in ("low", "high")]
-    chosen = notable[:limit] if notable else [c for c in cues if c.status == "normal"][:2]
-    return "; ".join(c.phrase for c in chosen) or "no measurable evidence"
-
-
 def default_target(label: str, evidence: Evidence) -> str:
-    """A training answer built from the clip's own measurements: the label, then the out-of-range cues of each
-    domain (or, where none is out of range, the in-range ones), in the canonical answer format."""
-    return format_answer(label, _phrases(evidence, "frequency"), _phrases(evidence, "time"))
+    """A training answer built from the clip's own measurements, in the canonical answer format: the label,
+    then per domain the cues that support it (out of range for spoof, in range for bona fide)."""
+    return format_answer(label, *evidence.rationale(label))

@@ -52,6 +52,20 @@ class Evidence:
     def by_domain(self, domain: str) -> list[Cue]:
         return [c for c in self.cues if c.domain == domain]
 
+    def rationale(self, label: str, limit: int = 3) -> tuple[str, str]:
+        """(frequency, time) rationale phrased from the measured cues, consistent with ``label``: a spoof
+        verdict cites the out-of-range cues of each domain, a bona fide verdict the in-range ones."""
+        return (self._domain_rationale("frequency", label, limit), self._domain_rationale("time", label, limit))
+
+    def _domain_rationale(self, domain: str, label: str, limit: int) -> str:
+        cues = [c for c in self.by_domain(domain) if c.status != "na"]
+        wanted = ("low", "high") if label == "spoof" else ("normal",)
+        chosen = [c for c in cues if c.status in wanted][:limit]
+        if not chosen:
+            where = "outside" if label == "spoof" else "inside"
+            return f"no {domain}-domain cue lies {where} the range of natural speech"
+        return "; ".join(c.phrase for c in chosen)
+
     def to_dict(self) -> dict:
         out = {"clip": dict(self.clip), "flags": list(self.flags), "cues": [c.to_dict() for c in self.cues]}
         if self.spectrogram is not None:
