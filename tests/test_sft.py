@@ -130,11 +130,12 @@ def test_deepspeed_zero_steps_change_only_trainable_weights_and_save_load_is_exa
     assert (tmp_path / f"zero{stage}" / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def test_dora_trains_and_resume_continues_from_the_last_checkpoint(toy, tmp_path):
+def test_dora_with_gradient_checkpointing_trains_and_resume_continues(toy, tmp_path):
     cfg = config(toy, tmp_path / "dora", peft={"method": "dora"},
-                 training={"max_steps": 2, "save_strategy": "steps", "save_steps": 1})
+                 training={"max_steps": 2, "save_strategy": "steps", "save_steps": 1, "gradient_checkpointing": True})
     det, trainer = build_trainer(cfg)
     assert any("lora_magnitude_vector" in n for n, _ in det.model.named_parameters())
+    assert det.model.base_model.model.is_gradient_checkpointing
     trainer.train()
     save_output(det, trainer, cfg)
     assert (tmp_path / "dora" / "checkpoints" / "checkpoint-2").is_dir()
