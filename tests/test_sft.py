@@ -135,8 +135,8 @@ def test_dora_with_gradient_checkpointing_trains_and_resume_continues(toy, tmp_p
                  training={"max_steps": 2, "save_strategy": "steps", "save_steps": 1, "gradient_checkpointing": True})
     det, trainer = build_trainer(cfg)
     assert any("lora_magnitude_vector" in n for n, _ in det.model.named_parameters())
-    assert det.model.base_model.model.is_gradient_checkpointing
     trainer.train()
+    assert det.model.base_model.model.is_gradient_checkpointing
     save_output(det, trainer, cfg)
     assert (tmp_path / "dora" / "checkpoints" / "checkpoint-2").is_dir()
     resumed = config(toy, tmp_path / "dora", peft={"method": "dora"}, resume_from_checkpoint=True,
