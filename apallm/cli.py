@@ -119,6 +119,7 @@ COMMANDS: tuple[str, ...] = (
     "apallm.cm.cli",
     "apallm.allm.cli",
     "apallm.batch",
+    "apallm.annotate",
 )
 
 

@@ -22,6 +22,11 @@ Identifying a claim:
   natural wide-band speech``), the longest match wins;
 * a phrase that still names no single (cue, status) is not reported.
 
+Besides the one ``cues.yaml`` phrase per (cue, status), :func:`find_claims` recognises every phrasing of
+``prompts/rationale.yaml`` (several per cue and status, written into training targets by
+:mod:`apallm.annotate`): :func:`claim_patterns` is the union of both files' templates, a template both use
+counting once.
+
 The claim's status is the status its phrase *asserts*; whether the cited value and range match the clip's
 measurement is for a grounding check to decide (``value`` and ``fields`` carry what was written).
 
@@ -39,6 +44,9 @@ import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
+
+import yaml
 
 from apallm.evidence.cues import cue_specs
 
@@ -48,9 +56,11 @@ __all__ = [
     "UNVERIFIABLE",
     "CueClaim",
     "CuePattern",
+    "claim_patterns",
     "cue_patterns",
     "find_claims",
     "judge_consistency",
+    "rationale_phrasings",
     "template_regex",
 ]
 
@@ -146,6 +156,54 @@ def cue_patterns() -> tuple[CuePattern, ...]:
     return tuple(CuePattern(t, template_regex(t), tuple(u)) for t, u in uses.items())
 
 
+STATUSES = ("low", "normal", "high", "na")
+
+
+@functools.lru_cache(maxsize=1)
+def rationale_phrasings() -> dict[str, dict[str, tuple[str, ...]]]:
+    """The phrasings of ``prompts/rationale.yaml``: ``{cue: {status: (template, ...)}}``.
+
+    Raises:
+        ValueError: a cue that ``cues.yaml`` does not know, an unknown status, or a status without a list of
+            non-empty template strings.
+    """
+    text = resources.files("apallm.prompts").joinpath("rationale.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    specs = cue_specs()
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for cue, by_status in data.items():
+        if cue not in specs:
+            raise ValueError(f"rationale.yaml: unknown cue {cue!r}")
+        if not isinstance(by_status, dict):
+            raise ValueError(f"rationale.yaml: {cue} must map statuses to lists of phrasings")
+        out[cue] = {}
+        for status, templates in by_status.items():
+            if status not in STATUSES:
+                raise ValueError(f"rationale.yaml: {cue}: unknown status {status!r}")
+            if (not isinstance(templates, list) or not templates
+                    or not all(isinstance(t, str) and t.strip() for t in templates)):
+                raise ValueError(f"rationale.yaml: {cue}.{status} must be a list of non-empty strings")
+            out[cue][status] = tuple(templates)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def claim_patterns() -> tuple[CuePattern, ...]:
+    """A :class:`CuePattern` for every distinct template of ``cues.yaml`` and ``rationale.yaml``."""
+    uses: dict[str, list[tuple[str, str]]] = {}
+    for pattern in cue_patterns():
+        uses[pattern.template] = list(pattern.uses)
+    for name, by_status in rationale_phrasings().items():
+        for status, templates in by_status.items():
+            for template in templates:
+                pairs = uses.setdefault(template, [])
+                if (name, status) not in pairs:
+                    pairs.append((name, status))
+    known = {p.template: p for p in cue_patterns()}
+    return tuple(known[t] if t in known and tuple(u) == known[t].uses else CuePattern(t, template_regex(t), tuple(u))
+                 for t, u in uses.items())
+
+
 def _number(text: str) -> float:
     return float(text.replace(",", "").replace("\u2212", "-"))
 
@@ -173,13 +231,16 @@ def _resolve(pattern: CuePattern, groups: dict[str, str]) -> tuple[str, str] | N
     return uses[0] if len(uses) == 1 else None
 
 
-def find_claims(text: str) -> list[CueClaim]:
-    """Every cue phrase in ``text``, in order of appearance, without overlaps (the longest match wins)."""
+def find_claims(text: str, patterns: Iterable[CuePattern] | None = None) -> list[CueClaim]:
+    """Every cue phrase in ``text``, in order of appearance, without overlaps (the longest match wins).
+
+    ``patterns`` defaults to :func:`claim_patterns` (the phrases of ``cues.yaml`` and ``rationale.yaml``).
+    """
     if not text:
         return []
     specs = cue_specs()
     found = []
-    for pattern in cue_patterns():
+    for pattern in claim_patterns() if patterns is None else patterns:
         for match in pattern.regex.finditer(text):
             groups = {k: v for k, v in match.groupdict().items() if v is not None}
             resolved = _resolve(pattern, groups)

@@ -12,9 +12,13 @@ Evaluate a spoofing countermeasure. Inputs follow the ASVspoof 5 evaluation pack
 'filename<TAB>cm-score' (header line; higher = more bona fide) and a key table 'filename<TAB>cm-label'
 (bonafide/spoof; an optional attack column gives the per-attack table). Instead of scores, --predictions
 takes a detector's JSONL verdicts (id/path, label, score = P(spoof), rationale or answer) and adds label
-accuracy, rationale format validity and label-rationale consistency. Writes metrics.json, summary.md,
-det.png and hist.png into --out. Exit status: 0 on success, 2 on bad input (the error names the file and
-line)."""
+accuracy, rationale format validity and label-rationale consistency. Records that carry their clip's measured
+cues ('evidence', from apallm batch --evidence; or the <id>.json files of apallm evidence in --evidence-dir)
+add rationale grounding: grounded_precision, the mean over records with at least one recognised cue claim of
+grounded claims / claims (grounded: the cue's measured status and numbers match the claim within the rounding
+of the cue's format), and contradiction_rate, the mean of contradicted claims / claims over the same records.
+Writes metrics.json, summary.md, det.png and hist.png into --out. Exit status: 0 on success, 2 on bad input
+(the error names the file and line)."""
 
 
 def register(subparsers) -> None:
@@ -31,6 +35,9 @@ def register(subparsers) -> None:
     attacks.add_argument("--attacks", type=Path, metavar="A.tsv", help="attack table (filename, attack)")
     attacks.add_argument("--manifest", type=Path, metavar="M.jsonl",
                          help="JSONL manifest with id/path, label and attack (or system) per clip")
+    p.add_argument("--evidence-dir", type=Path, metavar="DIR",
+                   help="with --predictions: <id>.json evidence files (apallm evidence) for records without "
+                        "their own 'evidence', for the grounding metrics")
     p.add_argument("--group-by", action="append", default=[], metavar="COLUMN",
                    help="also break the results down by this key column (e.g. codec); repeatable")
     p.add_argument("--out", "-o", type=Path, required=True, help="output folder")
@@ -50,10 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         print("apallm eval: --n-boot must be 0 or more", file=sys.stderr)
         return 2
+    if args.evidence_dir is not None and args.predictions is None:
+        print("apallm eval: --evidence-dir goes with --predictions", file=sys.stderr)
+        return 2
     try:
         trials, result = evaluate_files(keys=args.keys, scores=args.scores, predictions=args.predictions,
                                         attacks=args.attacks, manifest=args.manifest, group_by=args.group_by,
-                                        n_boot=args.n_boot, seed=args.seed)
+                                        n_boot=args.n_boot, seed=args.seed, evidence_dir=args.evidence_dir)
     except EvaluationInputError as exc:
         print(f"apallm eval: {type(exc).__name__}: {exc.message}", file=sys.stderr)
         return 2
@@ -70,5 +80,10 @@ def run(args: argparse.Namespace) -> int:
                   f"{block['rationale']['n_valid']}/{block['n_scored']}, consistent "
                   f"{block['consistency']['consistent']}, inconsistent {block['consistency']['inconsistent']}, "
                   f"unverifiable {block['consistency']['unverifiable']}, error records {block['n_errors']}")
+            ground = block["grounding"]
+            if ground["n_with_claims"]:
+                print(f"grounding ({ground['n_with_claims']} records with evidence and cue claims): grounded "
+                      f"precision {ground['grounded_precision']:.4f}, contradiction rate "
+                      f"{ground['contradiction_rate']:.4f}")
         print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -9,8 +9,9 @@ Every number comes from :mod:`apallm.metrics` (ASVspoof semantics, scores higher
   ASVspoof evaluation package reports them;
 * ``groups``: for each value of a key column (a codec, a data source), the metrics of the trials with that
   value, where both labels occur (else only the counts);
-* ``predictions``: for a predictions file, label accuracy, format validity of the rationales and
-  label-rationale consistency (:mod:`apallm.rationale`).
+* ``predictions``: for a predictions file, label accuracy, format validity of the rationales,
+  label-rationale consistency (:mod:`apallm.rationale`) and, for records that carry their clip's measured
+  cues, grounding of the rationale's claims (:mod:`apallm.grounding`, see :func:`evaluate_predictions`).
 
 Predictions carry P(spoof); they are scored as the log-odds of bona fide, ``ln((1 - p) / p)`` with ``p``
 clipped to ``[P_CLIP, 1 - P_CLIP]``: a natural-log likelihood ratio when ``p`` is a calibrated posterior under
@@ -19,15 +20,17 @@ equal priors, as actDCF and Cllr assume. The clipping keeps scores finite; clips
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from apallm import metrics
-from apallm.evaluation.errors import MalformedInputError
+from apallm.evaluation.errors import MalformedInputError, UnreadableInputError
 from apallm.evaluation.inputs import (
     Keys,
     Predictions,
@@ -146,7 +149,43 @@ def _consistency_counts(verdicts: list[str]) -> dict[str, Any]:
             "verifiable_rate": _share(verifiable, len(verdicts))}
 
 
-def evaluate_predictions(predictions: Predictions, keys: Keys) -> tuple[Trials, dict[str, Any]]:
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _dir_evidence(evidence_dir: Path, names: Sequence[str]) -> dict | None:
+    """The ``<id>.json`` (or ``<stem of path>.json``) that ``apallm evidence`` wrote for a record, if any."""
+    for name in names:
+        for stem in dict.fromkeys((name, Path(name).stem)):
+            path = evidence_dir / f"{stem}.json"
+            if stem and path.is_file():
+                try:
+                    return json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    raise MalformedInputError(f"{path}: not an evidence JSON file ({exc})", str(path)) from exc
+    return None
+
+
+def grounding_summary(reports: Sequence[Any], n_scored: int) -> dict[str, Any]:
+    """The ``grounding`` block from per-record :class:`apallm.grounding.GroundingReport` s (see
+    :func:`evaluate_predictions`)."""
+    with_claims = [r for r in reports if r.n_claims]
+    covered = [r.coverage for r in reports if r.coverage is not None]
+    return {
+        "n_with_evidence": len(reports),
+        "n_without_evidence": n_scored - len(reports),
+        "n_with_claims": len(with_claims),
+        "n_claims": sum(r.n_claims for r in with_claims),
+        "n_grounded": sum(r.n_grounded for r in with_claims),
+        "n_contradicted": sum(r.n_contradicted for r in with_claims),
+        "grounded_precision": _mean([r.precision for r in with_claims]),
+        "contradiction_rate": _mean([r.n_contradicted / r.n_claims for r in with_claims]),
+        "coverage": _mean(covered),
+    }
+
+
+def evaluate_predictions(predictions: Predictions, keys: Keys,
+                         evidence_dir: str | os.PathLike | None = None) -> tuple[Trials, dict[str, Any]]:
     """Join a predictions file to its keys; return the trials (scored records) and the ``predictions`` block.
 
     The block: ``n_records``, ``n_scored``, ``n_errors`` and ``errors`` (``[{"id", "line", "error"}]``, error
@@ -155,11 +194,26 @@ def evaluate_predictions(predictions: Predictions, keys: Keys) -> tuple[Trials, 
     taken as ``p >= 0.5``); ``rationale``: ``n_valid`` and ``valid_rate`` of the format (see
     :func:`rationale_text`); ``consistency``: counts of consistent / inconsistent / unverifiable records
     (:func:`apallm.rationale.judge_consistency` on the predicted label), ``rate`` = consistent / verifiable,
-    ``verifiable_rate`` = verifiable / scored, and the same ``by_label`` (predicted label).
+    ``verifiable_rate`` = verifiable / scored, and the same ``by_label`` (predicted label); ``grounding``: the
+    rationale's claims checked against the clip's measured cues (:func:`apallm.grounding.check_grounding`) for
+    the records that carry them (``evidence`` with ``cues``, as ``apallm batch --evidence`` writes, else the
+    ``<id>.json`` or ``<stem of path>.json`` that ``apallm evidence`` wrote into ``evidence_dir``):
+    ``grounded_precision`` is the mean over records with at least one recognised claim of grounded claims /
+    claims, ``contradiction_rate`` the mean over the same records of contradicted claims / claims (a claim is
+    grounded when its cue's measured status is the claimed one and its cited numbers match the measurement
+    within the rounding of the cue's format; contradicted when the status or a number differs), ``coverage``
+    the mean over records whose clip has out-of-range cues of the share of them cited; ``n_with_evidence``,
+    ``n_without_evidence``, ``n_with_claims``, and the claim counts ``n_claims``, ``n_grounded``,
+    ``n_contradicted``. The means are null when no record qualifies.
 
     Raises:
-        MissingIdsError, AmbiguousIdError, DuplicateIdError, SingleClassError.
+        MissingIdsError, AmbiguousIdError, DuplicateIdError, SingleClassError; UnreadableInputError
+        (``evidence_dir`` is not a folder); MalformedInputError (an evidence file that is not JSON).
     """
+    from apallm.grounding import check_grounding, measurements
+
+    if evidence_dir is not None and not Path(evidence_dir).is_dir():
+        raise UnreadableInputError(f"{evidence_dir}: the evidence folder does not exist", str(evidence_dir))
     key_ids = list(keys.labels)
     scored, failed = match_predictions(predictions, keys)
     order = sorted(range(len(scored)), key=lambda r: scored[r])
@@ -171,13 +225,19 @@ def evaluate_predictions(predictions: Predictions, keys: Keys) -> tuple[Trials, 
     is_bona = trials.mask("bonafide")
     hard = (decisions[is_bona], decisions[~is_bona])
 
-    valid, verdicts, by_label = 0, [], {"bonafide": [], "spoof": []}
+    valid, verdicts, by_label, grounding = 0, [], {"bonafide": [], "spoof": []}, []
     for p in records:
         text, ok = rationale_text(p.answer, p.rationale)
         valid += ok
-        verdict = judge_consistency(p.label, find_claims(text))
+        claims = find_claims(text)
+        verdict = judge_consistency(p.label, claims)
         verdicts.append(verdict)
         by_label[p.label].append(verdict)
+        evidence = p.evidence
+        if not measurements(evidence if isinstance(evidence, dict) else None) and evidence_dir is not None:
+            evidence = _dir_evidence(Path(evidence_dir), p.names)
+        if isinstance(evidence, dict) and measurements(evidence):
+            grounding.append(check_grounding(claims, evidence))
     errors = [{"id": names[0], "line": line, "error": error} for names, line, error in predictions.errors]
     block = {
         "n_records": len(predictions.records) + len(predictions.errors),
@@ -192,6 +252,7 @@ def evaluate_predictions(predictions: Predictions, keys: Keys) -> tuple[Trials, 
         "rationale": {"n_valid": valid, "valid_rate": _share(valid, len(records))},
         "consistency": {**_consistency_counts(verdicts),
                         "by_label": {label: _consistency_counts(v) for label, v in by_label.items()}},
+        "grounding": grounding_summary(grounding, len(records)),
     }
     return trials, block
 
@@ -199,12 +260,13 @@ def evaluate_predictions(predictions: Predictions, keys: Keys) -> tuple[Trials, 
 def evaluate_files(*, keys: str | os.PathLike, scores: str | os.PathLike | None = None,
                    predictions: str | os.PathLike | None = None, attacks: str | os.PathLike | None = None,
                    manifest: str | os.PathLike | None = None, group_by: Sequence[str] = (), n_boot: int = N_BOOT,
-                   seed: int = 0) -> tuple[Trials, dict[str, Any]]:
+                   seed: int = 0, evidence_dir: str | os.PathLike | None = None) -> tuple[Trials, dict[str, Any]]:
     """Read, join and evaluate files, as ``apallm eval`` does: return the trials and the ``metrics.json`` dict.
 
     Exactly one of ``scores`` (a CM score table) and ``predictions`` (a predictions JSONL) is given; at most
     one of ``attacks`` (an attack table) and ``manifest`` (a JSONL manifest), which then replaces the keys'
-    attack column for the per-attack table.
+    attack column for the per-attack table. ``evidence_dir`` (predictions only): a folder of ``apallm evidence``
+    JSON files for records without their own ``evidence`` (see :func:`evaluate_predictions`).
 
     Raises:
         EvaluationInputError: a subclass naming what is wrong with which input.
@@ -214,12 +276,14 @@ def evaluate_files(*, keys: str | os.PathLike, scores: str | os.PathLike | None 
         raise ValueError("give exactly one of scores and predictions")
     if attacks is not None and manifest is not None:
         raise ValueError("give at most one of attacks and manifest")
+    if evidence_dir is not None and predictions is None:
+        raise ValueError("evidence_dir goes with predictions")
     key_table = read_keys(keys)
     block = None
     if scores is not None:
         trials = join_scores(read_scores(scores), key_table, str(scores))
     else:
-        trials, block = evaluate_predictions(read_predictions(predictions), key_table)
+        trials, block = evaluate_predictions(read_predictions(predictions), key_table, evidence_dir=evidence_dir)
     if attacks is not None:
         trials = apply_attacks(trials, read_attacks(attacks), str(attacks))
     elif manifest is not None:
@@ -230,4 +294,6 @@ def evaluate_files(*, keys: str | os.PathLike, scores: str | os.PathLike | None 
     result["inputs"] = {name: None if value is None else str(value) for name, value in (
         ("scores", scores), ("predictions", predictions), ("keys", keys), ("attacks", attacks),
         ("manifest", manifest))}
+    if evidence_dir is not None:
+        result["inputs"]["evidence_dir"] = str(evidence_dir)
     return trials, result

@@ -509,6 +509,8 @@ class Prediction:
     answer: str | None
     #: the ``rationale`` object as written (normally ``{"frequency": ..., "time": ...}``), or None
     rationale: object
+    #: the clip's measured ``evidence`` as written (``{"cues": [...]}``, from ``apallm batch --evidence``), or None
+    evidence: object = None
 
 
 @dataclass
@@ -569,7 +571,8 @@ def read_predictions(path: PathLike) -> Predictions:
             label = parse_answer(answer).label
         records.append(Prediction(names=names, line=n, p_spoof=p_spoof,
                                   label=label or ("spoof" if p_spoof >= 0.5 else "bonafide"),
-                                  label_from_score=label is None, answer=answer, rationale=record.get("rationale")))
+                                  label_from_score=label is None, answer=answer, rationale=record.get("rationale"),
+                                  evidence=record.get("evidence")))
     _check_unique(seen, source)
     if non_finite:
         raise NonFiniteScoreError(f"{source}: {len(non_finite)} score(s) are NaN or infinite: {_few(non_finite)}",

@@ -91,6 +91,22 @@ def summary_markdown(result: dict[str, Any], title: str = "Spoofing countermeasu
         lines += ["", "Consistency: a spoof answer must cite at least one out-of-range cue, a bona fide answer no "
                   "more out-of-range cues than in-range ones; answers citing no recognised cue phrase are "
                   "unverifiable."]
+        ground = block.get("grounding")
+        if ground and ground["n_with_evidence"]:
+            lines += ["", "### Grounding", ""]
+            lines += _table(["measure", "value"], [
+                ["records with measured cues / with cue claims", f"{ground['n_with_evidence']} / "
+                                                                 f"{ground['n_with_claims']}"],
+                ["claims: grounded / contradicted / all",
+                 f"{ground['n_grounded']} / {ground['n_contradicted']} / {ground['n_claims']}"],
+                ["grounded precision (mean)", _num(ground["grounded_precision"])],
+                ["contradiction rate (mean)", _num(ground["contradiction_rate"])],
+                ["coverage of out-of-range cues (mean)", _num(ground["coverage"])],
+            ])
+            lines += ["", "A claim is grounded when its cue's measured status is the claimed one and its numbers "
+                      "match the measurement within the rounding of the cue's format, contradicted when the "
+                      "status or a number differs; means over records with at least one claim (coverage: over "
+                      "records whose clip has out-of-range cues)."]
         if block["errors"]:
             lines += ["", "Error records (not evaluated):", ""]
             lines += [f"- `{e['id']}` (line {e['line']}): {e['error']}" for e in block["errors"][:SUMMARY_ERRORS]]
