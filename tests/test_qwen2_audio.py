@@ -95,3 +95,31 @@ def test_sft_trains_lora_and_projector_only_and_reloads_exactly(tmp_path):
     assert main(["adapter", "merge", str(out), "-o", str(tmp_path / "merged")]) == 0
     assert (tmp_path / "merged" / "projector.safetensors").is_file()
     np.testing.assert_allclose(load_allm(str(tmp_path / "merged"), device="cpu").score(cs), scores, atol=1e-5)
+
+
+def test_loads_a_published_qwen2_audio_checkpoint_layout(tmp_path):
+    """Qwen2-Audio-7B-Instruct's files name weights ``audio_tower.*``, ``multi_modal_projector.*`` and
+    ``language_model.{model.*,lm_head}``: the tiny model written that way loads back with the projector added."""
+    from safetensors.torch import save_file
+
+    from apallm.allm.tiny import build_tiny_qwen2_audio
+
+    model, processor = build_tiny_qwen2_audio()
+    published = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("model.language_model."):
+            key = "language_model.model." + key[len("model.language_model."):]
+        elif key.startswith("lm_head."):
+            key = "language_model." + key
+        elif key.startswith("model."):
+            key = key[len("model."):]
+        published[key] = value.contiguous()
+    save_file(published, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(str(tmp_path))
+    processor.save_pretrained(str(tmp_path))
+    loaded = load_allm(str(tmp_path), device="cpu", prompts=PROMPTS, evidence_config=EVIDENCE)
+    reference = load_allm("tiny-qwen2-audio", device="cpu", prompts=PROMPTS, evidence_config=EVIDENCE)
+    got = loaded.model.state_dict()
+    for name, value in reference.model.state_dict().items():
+        assert torch.equal(value, got[name]), name  # the untrained projector is seeded: equal too
+    np.testing.assert_allclose(loaded.score(clips((1.0,))), reference.score(clips((1.0,))), atol=1e-6)

@@ -91,7 +91,10 @@ def install_projector(model, spec_token_id: int, grid: int = 64) -> SpectrogramT
         model.resize_token_embeddings(spec_token_id + 1)
         current = model.get_input_embeddings()
     hidden = current.weight.shape[1]
-    projector = SpectrogramProjector(hidden, max_grid=grid).to(current.weight.device)
+    with torch.random.fork_rng(devices=[]):  # the same untrained projector on every load, until trained
+        torch.manual_seed(0)
+        projector = SpectrogramProjector(hidden, max_grid=grid)
+    projector = projector.to(current.weight.device, current.weight.dtype)
     wrapper = SpectrogramTokenEmbedding(current, projector, spec_token_id)
     model.set_input_embeddings(wrapper)
 
