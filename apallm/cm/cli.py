@@ -38,6 +38,20 @@ def register(sub) -> None:
     p.add_argument("name", metavar="NAME", help="aasist, aasist-l, or a checkpoint folder")
     p.set_defaults(func=_cmd_summary)
 
+    from apallm.cli import train_subparsers
+
+    t = train_subparsers(sub).add_parser(
+        "cm", help="train a countermeasure (AASIST, AASIST-L, SSL-AASIST) from a YAML config",
+        description="Train a countermeasure from a YAML config (see configs/cm/): manifest (JSON Lines with "
+                    "path and label) -> random crops -> weighted cross-entropy -> Adam or SAM/ASAM, optional "
+                    "RawBoost. Writes epoch-NNN/ package checkpoints, best/ (lowest dev EER) and history.jsonl "
+                    "into output_dir.")
+    t.add_argument("--config", required=True, type=Path)
+    t.add_argument("--output-dir", default=None, help="override the config's output_dir")
+    t.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    t.add_argument("--resume", action="store_true", help="continue from the newest epoch-NNN in output_dir")
+    t.set_defaults(func=_cmd_train_cm)
+
     p = sub.add_parser(
         "score", help="score a manifest of clips with a countermeasure and write an ASVspoof score file",
         description="Score every clip of MANIFEST with the countermeasure checkpoint --cm and write an ASVspoof "
@@ -95,6 +109,26 @@ def _cmd_summary(args) -> int:
     for name, child in model.named_children():
         print(f"{name:<22}{type(child).__name__:<30}{count_trainable_parameters(child):>12,}")
     print(f"trainable_parameters: {count_trainable_parameters(model)}")
+    return 0
+
+
+def _cmd_train_cm(args) -> int:
+    from apallm.cm.train import CMTrainConfig, train_cm
+
+    overrides: dict = {}
+    if args.output_dir:
+        overrides["output_dir"] = args.output_dir
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.resume:
+        overrides["resume"] = True
+    try:
+        cfg = CMTrainConfig.from_yaml(args.config, overrides)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"apallm train cm: {exc}", file=sys.stderr)
+        return 2
+    best = train_cm(cfg)
+    print(f"best checkpoint: {best}")
     return 0
 
 
