@@ -164,3 +164,17 @@ def test_loads_the_thinker_from_a_full_omni_checkpoint_layout(tmp_path):
                                  strict=True):
         assert torch.equal(a, b), name
     np.testing.assert_allclose(loaded.score(clips((1.0,))), reference.score(clips((1.0,))), atol=1e-6)
+
+
+def test_short_feature_padding_gives_the_same_features_as_30_s(detector):
+    samples = [s for group in detector.prepare(clips((1.0, 2.5))) for s in group]
+    texts = [detector.render(s) for s in samples]
+    short = detector.model_inputs(texts, samples)
+    full = detector.processor(text=texts, audio=[s.clip.waveform for s in samples],
+                              images=[s.image for s in samples], return_tensors="pt", padding=True)
+    assert short["input_features"].shape[-1] < full["input_features"].shape[-1] == 3000
+    assert torch.equal(short["input_ids"], full["input_ids"])
+    for row in range(2):
+        valid = int(full["feature_attention_mask"][row].sum())
+        assert int(short["feature_attention_mask"][row].sum()) == valid
+        assert torch.equal(short["input_features"][row, :, :valid], full["input_features"][row, :, :valid])
