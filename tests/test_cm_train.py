@@ -24,10 +24,10 @@ from apallm.cm.train import (
     class_weights_from_labels,
     make_optimizer,
     random_crop,
-    read_manifest,
     train_cm,
     train_step,
 )
+from apallm.datasets.manifest import read_labelled
 from apallm.metrics import compute_eer
 from apallm.synth import make_toy_set
 
@@ -66,7 +66,7 @@ def test_tiny_cm_learns_the_toy_set_and_its_checkpoint_scores(trained):
     assert model.config.nb_samp == cfg.crop_samples
     assert not model.training
     detector = CMDetector(best)
-    rows = read_manifest(cfg.dev_manifest)
+    rows = read_labelled(cfg.dev_manifest)
     clips = [load_audio(r["path"]) for r in rows]
     bona = detector.bonafide_logits(clips)
     labels = np.array([r["label"] for r in rows])
@@ -116,7 +116,7 @@ def test_resume_continues_from_the_saved_epoch(tmp_path):
 
 
 def _fixed_batch(tmp_path: Path, cfg: CMTrainConfig):
-    rows = read_manifest(make_toy_set(tmp_path / "toy", n=8, seed=5, seconds=1.2, targets=False))
+    rows = read_labelled(make_toy_set(tmp_path / "toy", n=8, seed=5, seconds=1.2, targets=False))
     data = CMDataset(rows, cfg.crop_samples, train=False)
     x = torch.stack([data[i][0] for i in range(len(data))])
     return x, torch.tensor(data.labels)

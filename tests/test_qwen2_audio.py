@@ -8,9 +8,10 @@ from conftest import SR, speech_like
 from apallm import load_audio
 from apallm.allm import load_allm
 from apallm.allm.qwen2_audio import SPEC_TOKEN, SpectrogramProjector
+from apallm.datasets.manifest import read_labelled
 from apallm.evidence import EvidenceConfig, SpectrogramConfig
 from apallm.synth import make_toy_set
-from apallm.training.sft import SFTConfig, build_trainer, read_jsonl, save_output
+from apallm.training.sft import SFTConfig, build_trainer, save_output
 
 PROMPTS = {"system": "You detect deepfake speech.", "instruction": "bonafide or spoof?"}
 EVIDENCE = EvidenceConfig(spectrogram=SpectrogramConfig(width=224, height=252))
@@ -84,7 +85,7 @@ def test_sft_trains_lora_and_projector_only_and_reloads_exactly(tmp_path):
     assert changed <= trainable
     assert any("projector.proj" in n for n in changed) and any("lora_B" in n for n in changed)
     assert not any("audio_tower" in n for n in trainable)
-    cs = [load_audio(r["path"]) for r in read_jsonl(toy)]
+    cs = [load_audio(r["path"]) for r in read_labelled(toy)]
     scores = det.score(cs)
     out = save_output(det, trainer, cfg)
     assert (out / "projector.safetensors").is_file() and not (out / "adapter" / "training_args.bin").exists()

@@ -15,9 +15,10 @@ from apallm import load_audio
 from apallm.allm import load_allm
 from apallm.allm.base import IGNORE_INDEX
 from apallm.cli import main
+from apallm.datasets.manifest import read_labelled
 from apallm.metrics import compute_eer
 from apallm.synth import make_toy_set
-from apallm.training.sft import SFTCollator, SFTConfig, SFTDataset, build_trainer, read_jsonl, save_output, train_sft
+from apallm.training.sft import SFTCollator, SFTConfig, SFTDataset, build_trainer, save_output, train_sft
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT_PROMPTS = {"system": "You detect deepfake speech.", "instruction": "bonafide or spoof?",
@@ -42,7 +43,7 @@ def config(toy, out, **kw):
 
 def test_collator_masks_everything_but_the_answer(toy):
     det = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS)
-    ds = SFTDataset(read_jsonl(toy), det)
+    ds = SFTDataset(read_labelled(toy), det)
     batch = SFTCollator(det)([ds[0], ds[1], ds[2]])
     tok = det.tokenizer
     for row in range(3):
@@ -58,7 +59,7 @@ def test_collator_masks_everything_but_the_answer(toy):
 
 def test_truncation_shortens_answers_and_never_cuts_audio_or_image(toy):
     det = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS)
-    ds = SFTDataset(read_jsonl(toy), det)
+    ds = SFTDataset(read_labelled(toy), det)
     items = [ds[0], ds[1]]
     full = SFTCollator(det)(items)
     limit = full["input_ids"].shape[1] - 10
@@ -78,7 +79,7 @@ def test_truncation_shortens_answers_and_never_cuts_audio_or_image(toy):
 def test_unreadable_training_files_are_dropped(toy, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF0000WAVEjunk")
-    rows = read_jsonl(toy) + [{"path": str(bad), "label": "spoof"}]
+    rows = read_labelled(toy) + [{"path": str(bad), "label": "spoof"}]
     det = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS)
     ds = SFTDataset(rows, det)
     assert len(ds) == 12 and ds.dropped[0][0] == str(bad)
@@ -125,7 +126,7 @@ def test_deepspeed_zero_steps_change_only_trainable_weights_and_save_load_is_exa
         assert (tmp_path / f"zero{stage}" / "projector.safetensors").is_file()
     # the saved folder reloads to the very same scores
     det = load_allm(adapter=tmp_path / f"zero{stage}", device="cpu")
-    clips = [load_audio(r["path"]) for r in read_jsonl(toy)][:4]
+    clips = [load_audio(r["path"]) for r in read_labelled(toy)][:4]
     np.testing.assert_allclose(det.score(clips), result["scores"], atol=1e-6)
     assert (tmp_path / f"zero{stage}" / "adapter" / "adapter_model.safetensors").is_file()
 
@@ -154,7 +155,7 @@ def test_learns_the_label_from_audio_and_spectrogram(toy, tmp_path):
     cfg.training.pop("max_steps")
     before = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS,
                        evidence_config=_evidence_224())
-    rows = read_jsonl(toy)
+    rows = read_labelled(toy)
     clips = [load_audio(r["path"]) for r in rows]
     spoof = np.array([r["label"] == "spoof" for r in rows])
     eer_before = compute_eer(1 - before.score(clips)[~spoof], 1 - before.score(clips)[spoof])[0]
@@ -174,13 +175,13 @@ def _evidence_224():
 def test_merge_and_explain_from_the_adapter_folder(toy, tmp_path, capsys):
     cfg = config(toy, tmp_path / "run")
     out = train_sft(cfg)
-    clips = [load_audio(r["path"]) for r in read_jsonl(toy)][:3]
+    clips = [load_audio(r["path"]) for r in read_labelled(toy)][:3]
     adapter_scores = load_allm(adapter=out, device="cpu").score(clips)
     assert main(["adapter", "merge", str(out), "-o", str(tmp_path / "merged")]) == 0
     merged = load_allm(str(tmp_path / "merged"), device="cpu")
     np.testing.assert_allclose(merged.score(clips), adapter_scores, atol=1e-5)
     capsys.readouterr()
-    code = main(["explain", "--adapter", str(out), read_jsonl(toy)[0]["path"], str(tmp_path / "missing.wav"),
+    code = main(["explain", "--adapter", str(out), read_labelled(toy)[0]["path"], str(tmp_path / "missing.wav"),
                  "--json", "--max-new-tokens", "8"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from .base import ALLMDetector, Sample, follow_ups
 from .registry import register_family
 
-
 PAD_MARGIN = 8000  # 0.5 s at 16 kHz
 
 

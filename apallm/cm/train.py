@@ -38,6 +38,7 @@ from torch import nn
 from apallm.cm.aasist import AASIST, BONAFIDE_INDEX, SPOOF_INDEX
 from apallm.cm.checkpoint import PRESETS, build_cm, load_cm, save_cm
 from apallm.cm.detector import fixed_crop
+from apallm.datasets.manifest import read_labelled
 
 log = logging.getLogger(__name__)
 
@@ -125,28 +126,6 @@ class CMTrainConfig:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def read_manifest(path: str | Path) -> list[dict]:
-    """Rows with ``path`` and ``label`` (bonafide | spoof) of a JSON Lines manifest; relative paths are
-    relative to the manifest's folder."""
-    rows, base = [], Path(path).resolve().parent
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or "path" not in row or row.get("label") not in LABEL_INDEX:
-                raise ValueError(f"{path}:{n}: a training record needs 'path' and 'label' (bonafide|spoof)")
-            if not Path(row["path"]).is_absolute():
-                row["path"] = str(base / row["path"])
-            rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: no records")
-    return rows
-
-
 def random_crop(waveform: np.ndarray, num_samples: int, rng: np.random.Generator) -> np.ndarray:
     """A random ``num_samples`` window; a shorter clip is repeated end to end to that length first."""
     if len(waveform) == 0:
@@ -473,8 +452,8 @@ def train_cm(cfg: CMTrainConfig, progress: Callable[[str], None] = print) -> Pat
         for module in model.modules():
             if isinstance(module, nn.Dropout):
                 module.p = float(cfg.dropout)
-    train_rows = read_manifest(cfg.train_manifest)
-    dev_rows = read_manifest(cfg.dev_manifest) if cfg.dev_manifest else train_rows
+    train_rows = read_labelled(cfg.train_manifest)
+    dev_rows = read_labelled(cfg.dev_manifest) if cfg.dev_manifest else train_rows
     if not cfg.dev_manifest:
         log.warning("no dev_manifest: the EER that picks the best epoch is measured on the training set")
     train_set = CMDataset(train_rows, crop, train=True, seed=cfg.seed, rawboost=cfg.rawboost, cache=cfg.cache_audio)

@@ -280,3 +280,17 @@ def resolve_path(entry_path: str, manifest_path: str | os.PathLike) -> Path:
     """The audio file an entry names: absolute paths as they are, relative ones from the manifest's folder."""
     path = Path(entry_path).expanduser()
     return path if path.is_absolute() else Path(manifest_path).parent / path
+
+
+def read_labelled(path: str | os.PathLike) -> list[dict]:
+    """Training rows of a manifest (JSONL, CSV or TSV): every row needs ``path`` and ``label`` (bonafide or
+    spoof); other fields (``id``, ``target``, ``segments``, ...) are kept. Relative paths are resolved from the
+    manifest's folder. A bad row raises :class:`ManifestError` with file and line; an empty manifest too."""
+    rows = []
+    for number, record in iter_records(path):
+        if not record.get("path") or record.get("label") not in LABELS:
+            raise ManifestError("a training row needs 'path' and 'label' (bonafide|spoof)", source=path, line=number)
+        rows.append({**record, "path": str(resolve_path(record["path"], path))})
+    if not rows:
+        raise ManifestError("no rows", source=path)
+    return rows

@@ -23,8 +23,8 @@ import yaml
 from apallm.allm import PromptOptions, default_target, load_allm
 from apallm.allm.registry import TINY_MODELS
 from apallm.audio import load_audio, split_windows
+from apallm.datasets.manifest import read_labelled
 from apallm.evidence import EvidenceConfig, SpectrogramConfig
-from apallm.verdict import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -98,25 +98,6 @@ class SFTConfig:
                     if candidate.exists():
                         setattr(cfg, key, str(candidate))
         return cfg
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-            if "path" not in row or row.get("label") not in LABELS:
-                raise ValueError(f"{path}:{n}: a training record needs 'path' and 'label' (bonafide|spoof)")
-            base = Path(path).resolve().parent
-            if not Path(row["path"]).is_absolute() and not Path(row["path"]).exists():
-                row["path"] = str(base / row["path"])
-            rows.append(row)
-    return rows
 
 
 class SFTDataset(torch.utils.data.Dataset):
@@ -251,8 +232,10 @@ def build_trainer(cfg: SFTConfig):
     if args.get("gradient_checkpointing"):
         args.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
         detector.model.enable_input_require_grads()
-    train = SFTDataset(read_jsonl(cfg.train_manifest), detector, cfg.window_policy, cfg.seed)
-    evaluation = SFTDataset(read_jsonl(cfg.eval_manifest), detector, "first", cfg.seed) if cfg.eval_manifest else None
+    train = SFTDataset(read_labelled(cfg.train_manifest), detector, cfg.window_policy, cfg.seed)
+    evaluation = None
+    if cfg.eval_manifest:
+        evaluation = SFTDataset(read_labelled(cfg.eval_manifest), detector, "first", cfg.seed)
     trainer = Trainer(model=detector.model, args=TrainingArguments(**args), train_dataset=train,
                       eval_dataset=evaluation, data_collator=SFTCollator(detector, cfg.max_length))
     return detector, trainer
