@@ -60,6 +60,9 @@ class CMTrainConfig:
     (adaptive SAM, Kwon et al. 2021) around Adam; ``sam_rho`` is the radius of the weight perturbation
     (``null``: 0.05 for SAM, 0.5 for ASAM, the values those papers recommend).
     ``rawboost``: null, or ``{"algorithm": 1..8, ...RawBoostConfig fields}``.
+    ``codec``: null, or ``{"probability": p, "codecs": [...], "compression": [lo, hi]}``: with probability
+    ``p`` a training clip (of either label) goes through a codec or telephone-channel round trip
+    (:mod:`apallm.cm.codecs`) before RawBoost and cropping.
     ``crop_samples``: the crop length in samples; it becomes the model's ``nb_samp``, so the checkpoint
     is scored (:class:`apallm.cm.CMDetector`) on the same length it was trained on.
     ``dropout``: one probability for every dropout layer while training (``0.0`` switches dropout off:
@@ -85,6 +88,7 @@ class CMTrainConfig:
     optimizer: str = "adam"
     sam_rho: float | None = None
     rawboost: dict | None = None
+    codec: dict | None = None
     freq_aug: bool = False  # AASIST only: the published frequency-band masking of the sinc filters
     crop_samples: int | None = None  # sets the model's nb_samp (training and scoring crop); None: 64600
     dropout: float | None = None  # override every dropout probability of the model; None: the model's own
@@ -141,11 +145,22 @@ class CMDataset(torch.utils.data.Dataset):
     ``(seed, epoch, index)`` (see :meth:`set_epoch`); otherwise the fixed first-``num_samples`` crop."""
 
     def __init__(self, rows: list[dict], num_samples: int, *, train: bool, seed: int = 0,
-                 rawboost: dict | None = None, cache: bool = True):
+                 rawboost: dict | None = None, codec: dict | None = None, cache: bool = True):
         self.rows, self.num_samples, self.train, self.seed = rows, num_samples, train, seed
         self.labels = [LABEL_INDEX[r["label"]] for r in rows]
         self.epoch = 0
         self.cache: dict[int, np.ndarray] | None = {} if cache else None
+        self.codec_probability, self.codec_config = 0.0, None
+        if codec:
+            from apallm.cm.codecs import CodecConfig
+
+            options = dict(codec)
+            self.codec_probability = float(options.pop("probability", 0.5))
+            if "codecs" in options:
+                options["codecs"] = tuple(options["codecs"])
+            if "compression" in options:
+                options["compression"] = tuple(options["compression"])
+            self.codec_config = CodecConfig(**options)
         self.rawboost_algorithm, self.rawboost_config = None, None
         if rawboost:
             from apallm.cm.rawboost import RawBoostConfig
@@ -174,6 +189,10 @@ class CMDataset(torch.utils.data.Dataset):
         wave = self.waveform(index)
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch, index])
+            if self.codec_config is not None and rng.random() < self.codec_probability:
+                from apallm.cm.codecs import random_round_trip
+
+                wave, _ = random_round_trip(wave, rng, self.codec_config)
             if self.rawboost_algorithm:
                 from apallm.cm.rawboost import rawboost
 
@@ -456,7 +475,8 @@ def train_cm(cfg: CMTrainConfig, progress: Callable[[str], None] = print) -> Pat
     dev_rows = read_labelled(cfg.dev_manifest) if cfg.dev_manifest else train_rows
     if not cfg.dev_manifest:
         log.warning("no dev_manifest: the EER that picks the best epoch is measured on the training set")
-    train_set = CMDataset(train_rows, crop, train=True, seed=cfg.seed, rawboost=cfg.rawboost, cache=cfg.cache_audio)
+    train_set = CMDataset(train_rows, crop, train=True, seed=cfg.seed, rawboost=cfg.rawboost, codec=cfg.codec,
+                          cache=cfg.cache_audio)
     dev_set = CMDataset(dev_rows, crop, train=False, cache=cfg.cache_audio)
     if cfg.class_weights == "auto":
         weights = class_weights_from_labels(train_set.labels)
