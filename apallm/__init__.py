@@ -7,37 +7,26 @@ The spine every detector shares: audio intake (:func:`load_audio`), acoustic evi
 
 __version__ = "0.1.0"
 
-from apallm.audio import Clip, load_audio, split_windows  # noqa: E402
-from apallm.errors import (  # noqa: E402
-    AudioError,
-    AudioTooLongError,
-    AudioTooShortError,
-    EmptyAudioError,
-    NonFiniteAudioError,
-    UnreadableAudioError,
-    UnsupportedFormatError,
-)
-from apallm.evidence import Evidence, EvidenceConfig, extract_evidence  # noqa: E402
-from apallm.verdict import ParsedAnswer, Rationale, Verdict, format_answer, parse_answer  # noqa: E402
+from apallm._lazy import lazy_exports  # noqa: E402  (after __version__, which the build reads)
 
-__all__ = [
-    "__version__",
-    "AudioError",
-    "AudioTooLongError",
-    "AudioTooShortError",
-    "EmptyAudioError",
-    "NonFiniteAudioError",
-    "UnreadableAudioError",
-    "UnsupportedFormatError",
-    "Clip",
-    "load_audio",
-    "split_windows",
-    "Evidence",
-    "EvidenceConfig",
-    "extract_evidence",
-    "ParsedAnswer",
-    "Rationale",
-    "Verdict",
-    "format_answer",
-    "parse_answer",
-]
+__getattr__, __dir__, _names = lazy_exports(__name__, {
+    "AudioError": "apallm.errors",
+    "AudioTooLongError": "apallm.errors",
+    "AudioTooShortError": "apallm.errors",
+    "EmptyAudioError": "apallm.errors",
+    "NonFiniteAudioError": "apallm.errors",
+    "UnreadableAudioError": "apallm.errors",
+    "UnsupportedFormatError": "apallm.errors",
+    "Clip": "apallm.audio",
+    "load_audio": "apallm.audio",
+    "split_windows": "apallm.audio",
+    "Evidence": "apallm.evidence",
+    "EvidenceConfig": "apallm.evidence",
+    "extract_evidence": "apallm.evidence",
+    "ParsedAnswer": "apallm.verdict",
+    "Rationale": "apallm.verdict",
+    "Verdict": "apallm.verdict",
+    "format_answer": "apallm.verdict",
+    "parse_answer": "apallm.verdict",
+})
+__all__ = ["__version__", *_names]

@@ -1,8 +1,10 @@
 """Audio LLM detectors: Qwen2.5-Omni (audio + image natively) first; other families as one module each."""
 
-from .base import ALLMDetector, Sample, label_token_ids
-from .prompting import PromptOptions, default_target, user_text
-from .registry import TINY_MODELS, detect_family, families, family_class, load_allm, register_family
+from apallm._lazy import lazy_exports
 
-__all__ = ["ALLMDetector", "PromptOptions", "Sample", "TINY_MODELS", "default_target", "detect_family",
-           "families", "family_class", "label_token_ids", "load_allm", "register_family", "user_text"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "ALLMDetector": ".base", "Sample": ".base", "label_token_ids": ".base",
+    "PromptOptions": ".prompting", "default_target": ".prompting", "user_text": ".prompting",
+    "TINY_MODELS": ".registry", "detect_family": ".registry", "families": ".registry",
+    "family_class": ".registry", "load_allm": ".registry", "register_family": ".registry",
+})

@@ -8,63 +8,33 @@
 - :mod:`apallm.cm.ssl`: an SSL front-end (wav2vec 2.0 / XLS-R, HuBERT, WavLM) with the AASIST back-end;
 - :mod:`apallm.cm.wpt`: wavelet prompt tuning of a frozen SSL encoder.
 
-The SSL and WPT names are exported lazily (they import transformers on first use).
+Every name is exported lazily: torch and transformers load on first use.
 
-Importing this package registers the detectors with :func:`apallm.detectors.load_detector`.
+Importing :mod:`apallm.cm.detector` registers the detectors with :func:`apallm.detectors.load_detector`.
 """
 
-from apallm.cm.aasist import AASIST, AASIST_BASE, AASIST_L, AASISTConfig, count_trainable_parameters
-from apallm.cm.checkpoint import (
-    CheckpointError,
-    build_cm,
-    build_preset,
-    import_aasist,
-    load_cm,
-    load_published_aasist,
-    read_cm_config,
-    save_cm,
-)
-from apallm.cm.detector import CMDetector, fixed_crop
+from apallm._lazy import lazy_exports
 
-#: lazily exported name -> module
-_LAZY = {
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "AASIST": "apallm.cm.aasist",
+    "AASIST_BASE": "apallm.cm.aasist",
+    "AASIST_L": "apallm.cm.aasist",
+    "AASISTConfig": "apallm.cm.aasist",
+    "count_trainable_parameters": "apallm.cm.aasist",
+    "CheckpointError": "apallm.cm.checkpoint",
+    "build_cm": "apallm.cm.checkpoint",
+    "build_preset": "apallm.cm.checkpoint",
+    "import_aasist": "apallm.cm.checkpoint",
+    "load_cm": "apallm.cm.checkpoint",
+    "load_published_aasist": "apallm.cm.checkpoint",
+    "read_cm_config": "apallm.cm.checkpoint",
+    "save_cm": "apallm.cm.checkpoint",
+    "CMDetector": "apallm.cm.detector",
+    "fixed_crop": "apallm.cm.detector",
     "SSLAASIST": "apallm.cm.ssl",
     "SSLAASISTConfig": "apallm.cm.ssl",
     "build_ssl_aasist": "apallm.cm.ssl",
     "WPTConfig": "apallm.cm.wpt",
     "WPTSSLAASIST": "apallm.cm.wpt",
     "trainable_parameter_ratio": "apallm.cm.wpt",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "AASIST",
-    "AASIST_BASE",
-    "AASIST_L",
-    "AASISTConfig",
-    "CMDetector",
-    "CheckpointError",
-    "SSLAASIST",
-    "SSLAASISTConfig",
-    "WPTConfig",
-    "WPTSSLAASIST",
-    "build_cm",
-    "build_preset",
-    "build_ssl_aasist",
-    "count_trainable_parameters",
-    "fixed_crop",
-    "import_aasist",
-    "load_cm",
-    "load_published_aasist",
-    "read_cm_config",
-    "save_cm",
-    "trainable_parameter_ratio",
-]
+})

@@ -11,51 +11,35 @@ Modules: :mod:`~apallm.evaluation.inputs` (reading and joining files), :mod:`~ap
 (``apallm eval``), :mod:`~apallm.evaluation.errors` (one exception per kind of bad input).
 """
 
-from apallm.evaluation.core import P_CLIP, bonafide_log_odds, evaluate, evaluate_files, evaluate_predictions
-from apallm.evaluation.errors import (
-    AmbiguousIdError,
-    DetectorOutputError,
-    DuplicateIdError,
-    EvaluationInputError,
-    LabelMismatchError,
-    MalformedInputError,
-    MissingIdsError,
-    NonFiniteScoreError,
-    SingleClassError,
-    UnknownLabelError,
-    UnreadableInputError,
-)
-from apallm.evaluation.inputs import Keys, Trials, read_keys, read_predictions, read_scores, write_keys, write_scores
-from apallm.evaluation.report import summary_markdown, write_report
-from apallm.evaluation.runner import ClipFailure, evaluate_manifest, score_files
+from apallm._lazy import lazy_exports
 
-__all__ = [
-    "P_CLIP",
-    "AmbiguousIdError",
-    "ClipFailure",
-    "DetectorOutputError",
-    "DuplicateIdError",
-    "EvaluationInputError",
-    "Keys",
-    "LabelMismatchError",
-    "MalformedInputError",
-    "MissingIdsError",
-    "NonFiniteScoreError",
-    "SingleClassError",
-    "Trials",
-    "UnknownLabelError",
-    "UnreadableInputError",
-    "bonafide_log_odds",
-    "evaluate",
-    "evaluate_files",
-    "evaluate_manifest",
-    "evaluate_predictions",
-    "read_keys",
-    "read_predictions",
-    "read_scores",
-    "score_files",
-    "summary_markdown",
-    "write_keys",
-    "write_scores",
-    "write_report",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "P_CLIP": ".core",
+    "bonafide_log_odds": ".core",
+    "evaluate": ".core",
+    "evaluate_files": ".core",
+    "evaluate_predictions": ".core",
+    "AmbiguousIdError": ".errors",
+    "DetectorOutputError": ".errors",
+    "DuplicateIdError": ".errors",
+    "EvaluationInputError": ".errors",
+    "LabelMismatchError": ".errors",
+    "MalformedInputError": ".errors",
+    "MissingIdsError": ".errors",
+    "NonFiniteScoreError": ".errors",
+    "SingleClassError": ".errors",
+    "UnknownLabelError": ".errors",
+    "UnreadableInputError": ".errors",
+    "Keys": ".inputs",
+    "Trials": ".inputs",
+    "read_keys": ".inputs",
+    "read_predictions": ".inputs",
+    "read_scores": ".inputs",
+    "write_keys": ".inputs",
+    "write_scores": ".inputs",
+    "summary_markdown": ".report",
+    "write_report": ".report",
+    "ClipFailure": ".runner",
+    "evaluate_manifest": ".runner",
+    "score_files": ".runner",
+})
