@@ -81,6 +81,14 @@ class ALLMDetector(Detector):
         (see :func:`follow_ups`) and, for training, the ``answer``."""
         raise NotImplementedError
 
+    def with_turns(self, conv: list[dict], history: Sequence[tuple[str | None, str | None]] = (),
+                   answer: str | None = None) -> list[dict]:
+        """``conv`` (system and clip turns) followed by the ``history`` turns and, for training, the answer."""
+        conv = conv + follow_ups(history, self.prompts)
+        if answer is not None:
+            conv.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        return conv
+
     def model_inputs(self, texts: list[str], samples: list[Sample]):
         """Rendered chat texts + the samples' audio/images -> a batch of model inputs (left-padded)."""
         raise NotImplementedError

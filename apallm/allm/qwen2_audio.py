@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import ALLMDetector, Sample, follow_ups
+from .base import ALLMDetector, Sample
 from .registry import register_family
 
 SPEC_TOKEN = "<|SPEC|>"
@@ -142,10 +142,7 @@ class Qwen2AudioDetector(ALLMDetector):
             text = SPEC_TOKEN * ((h // PATCH) * (w // PATCH)) + "\n" + text
         content = [{"type": "audio", "audio_url": "clip"}, {"type": "text", "text": text}]
         conv = [{"role": "system", "content": self.prompts["system"]}, {"role": "user", "content": content}]
-        conv.extend(follow_ups(history, self.prompts))
-        if answer is not None:
-            conv.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-        return conv
+        return self.with_turns(conv, history, answer)
 
     def model_inputs(self, texts: list[str], samples: list[Sample]):
         images = self.batch_images(samples)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import ALLMDetector, Sample, follow_ups
+from .base import ALLMDetector, Sample
 from .registry import register_family
 
 PAD_MARGIN = 8000  # 0.5 s at 16 kHz
@@ -38,10 +38,7 @@ class QwenOmniDetector(ALLMDetector):
         content.append({"type": "text", "text": sample.text})
         conv = [{"role": "system", "content": [{"type": "text", "text": self.prompts["system"]}]},
                 {"role": "user", "content": content}]
-        conv.extend(follow_ups(history, self.prompts))
-        if answer is not None:
-            conv.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-        return conv
+        return self.with_turns(conv, history, answer)
 
     def model_inputs(self, texts: list[str], samples: list[Sample]):
         images = self.batch_images(samples)
