@@ -351,6 +351,11 @@ class AASIST(nn.Module):
         self.out_layer = nn.Linear(5 * gat_dims[1], 2)
 
     def forward(self, waveform: Tensor, freq_mask_rng: np.random.Generator | None = None) -> Tensor:
+        return self.out_layer(self.drop(self.embed(waveform, freq_mask_rng)))
+
+    def embed(self, waveform: Tensor, freq_mask_rng: np.random.Generator | None = None) -> Tensor:
+        """The ``(batch, 5 * gat_dims[1])`` utterance embedding the output layer reads (before dropout):
+        max and mean of the temporal and spectral graph nodes, and the master node."""
         if waveform.ndim != 2:
             raise ValueError(f"AASIST takes a (batch, samples) waveform, got shape {tuple(waveform.shape)}")
         if waveform.shape[1] < self.config.min_samples:
@@ -374,7 +379,7 @@ class AASIST(nn.Module):
 
         hidden = torch.cat([temporal.abs().amax(dim=1), temporal.mean(dim=1),
                             spectral.abs().amax(dim=1), spectral.mean(dim=1), master.squeeze(1)], dim=1)
-        return self.out_layer(self.drop(hidden))
+        return hidden
 
     @staticmethod
     def _branch(temporal: Tensor, spectral: Tensor, master: Tensor, first: HeterogeneousGraphAttention,
