@@ -1,0 +1,107 @@
+"""The demo in a real headless Chromium (Debian's, driven by Playwright's Python API): upload a clip, wait for
+the verdict, ask in the chat, record from a (fake) microphone, and save a screenshot.
+
+``APALLM_DEMO_SCREENSHOT=demo/screenshot.png python -m pytest tests/test_demo_browser.py`` also writes the
+screenshot shown in the README.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from test_demo import SPLICE_S, default_detector, serve, spliced_clip  # noqa: F401  (a fixture)
+
+from apallm.demo import DemoLimits
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; "
+                                                ".ci/run installs it where it can)"),
+    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the dev extra)")
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return spliced_clip(tmp_path_factory.mktemp("browser") / "spliced.wav")
+
+
+@pytest.fixture(scope="module")
+def server(default_detector):  # noqa: F811
+    with serve(default_detector, limits=DemoLimits()) as (_, url):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(clip):
+    # the fake microphone plays the test clip; no permission prompt in headless mode
+    args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={clip}"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server)
+    page.wait_for_selector("#clip")
+    yield page
+    context.close()
+
+
+def test_upload_shows_the_verdict_and_the_chat_answers_in_a_real_browser(page, clip, tmp_path):
+    page.set_input_files("#clip input[type=file]", str(clip))
+    verdict = page.wait_for_selector("#verdict .apallm-verdict")
+    label = verdict.get_attribute("data-label")
+    assert label in ("bonafide", "spoof")
+    assert label in verdict.inner_text() and "P(spoof) =" in verdict.inner_text()
+    assert "spliced.wav" in page.inner_text("#status")
+    assert "Frequency:" in page.inner_text("#rationale") and "Time:" in page.inner_text("#rationale")
+    cues = page.inner_text("#cues")
+    assert "bandwidth_hz" in cues and "splice_candidates" in cues
+    page.wait_for_function("() => { const i = document.querySelector('#spectrogram img');"
+                           " return i && i.complete && i.naturalWidth === 896; }")
+
+    page.fill("#question textarea", "Where is the edit?")
+    page.press("#question textarea", "Enter")
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('Free-form answers')")
+    chat = page.inner_text("#chat")
+    assert "Where is the edit?" in chat and f"{SPLICE_S:.1f}" in chat and "white dashed" in chat
+    assert "No audio LLM is loaded" in chat
+
+    shot = tmp_path / "demo.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    if os.environ.get("APALLM_DEMO_SCREENSHOT"):
+        save_readme_screenshot(shot, Path(os.environ["APALLM_DEMO_SCREENSHOT"]))
+
+
+def test_recording_from_the_microphone_is_analysed(page):
+    page.click("#clip button[aria-label='Record audio']")
+    page.get_by_role("button", name="Record", exact=True).click()
+    page.wait_for_timeout(2000)
+    page.locator("#clip button:visible", has_text="Stop").first.click()
+    verdict = page.wait_for_selector("#verdict .apallm-verdict")
+    assert verdict.get_attribute("data-label") in ("bonafide", "spoof")
+    status = page.inner_text("#status")
+    assert status.startswith("Analysed") and ".wav" in status  # the browser's recording, as WAV
+
+
+def save_readme_screenshot(shot: Path, out: Path) -> None:
+    """The screenshot with a 128-colour palette, to keep the README's image small."""
+    from PIL import Image
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(shot) as image:
+        image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
