@@ -291,6 +291,21 @@ def test_queue_bounds_concurrency_and_size_and_uploads_are_removed_on_close(defa
     assert not any(p.exists() for p in uploads)
 
 
+class Broken(Detector):
+    name = "broken"
+
+    def score(self, clips):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+
+def test_a_failing_detector_shows_a_message_not_a_traceback(clips):
+    with serve(Broken()) as (_, url):
+        client = Client(url, verbose=False)
+        out = analyse(client, clips["spliced"])
+        assert out["status"] == "**Analysis failed.** RuntimeError: CUDA out of memory (simulated)"
+        assert out["verdict"] is None and ask(client, "why?")[-1] == []
+
+
 # ------------------------------------------------------------------ the tiny ALLM
 
 
