@@ -120,6 +120,7 @@ COMMANDS: tuple[str, ...] = (
     "apallm.allm.cli",
     "apallm.batch",
     "apallm.annotate",
+    "apallm.training.cli",
     "apallm.demo",
 )
 

@@ -83,13 +83,15 @@ def build_tiny(name: str, seed: int = 0):
 
 def load_allm(model: str | None = None, *, adapter: str | Path | None = None, family: str | None = None,
               device: str | None = "auto", dtype: str | torch.dtype | None = "auto", quantization: str | None = None,
-              **kwargs):
+              adapter_trainable: bool = False, **kwargs):
     """Load an ALLM detector.
 
     - ``model``: a hub id (``Qwen/Qwen2.5-Omni-3B``), a local checkpoint folder, or a built-in tiny model
       (``tiny-qwen2_5-omni``). With ``adapter`` it overrides the base model recorded in the adapter folder.
     - ``adapter``: a folder written by ``apallm train sft`` (PEFT adapter, processor, apallm.json).
     - ``quantization``: ``"4bit"`` loads the base in 4-bit NF4 through bitsandbytes (GPU only).
+    - ``adapter_trainable``: load the adapter's weights trainable (to go on training it, as GRPO does from an
+      SFT adapter); by default they are frozen for inference.
     Remaining keyword arguments (options, batch_size, max_new_tokens, ...) go to the detector.
     """
     from .base import CONFIG_NAME, load_config
@@ -130,7 +132,7 @@ def load_allm(model: str | None = None, *, adapter: str | Path | None = None, fa
     if adapter is not None:
         from peft import PeftModel
 
-        net = PeftModel.from_pretrained(net, str(Path(adapter) / "adapter"))
+        net = PeftModel.from_pretrained(net, str(Path(adapter) / "adapter"), is_trainable=adapter_trainable)
         cls.load_extra(net, adapter)
     elif model is not None and (Path(model) / CONFIG_NAME).is_file():
         cls.load_extra(net, model)

@@ -10,15 +10,16 @@ from pathlib import Path
 DESCRIPTION = """\
 Evaluate a spoofing countermeasure. Inputs follow the ASVspoof 5 evaluation package: a score table
 'filename<TAB>cm-score' (header line; higher = more bona fide) and a key table 'filename<TAB>cm-label'
-(bonafide/spoof; an optional attack column gives the per-attack table). Instead of scores, --predictions
-takes a detector's JSONL verdicts (id/path, label, score = P(spoof), rationale or answer) and adds label
-accuracy, rationale format validity and label-rationale consistency. Records that carry their clip's measured
-cues ('evidence', from apallm batch --evidence; or the <id>.json files of apallm evidence in --evidence-dir)
-add rationale grounding: grounded_precision, the mean over records with at least one recognised cue claim of
-grounded claims / claims (grounded: the cue's measured status and numbers match the claim within the rounding
-of the cue's format), and contradiction_rate, the mean of contradicted claims / claims over the same records.
-Writes metrics.json, summary.md, det.png and hist.png into --out. Exit status: 0 on success, 2 on bad input
-(the error names the file and line)."""
+(bonafide/spoof; an optional attack column gives the per-attack table). Instead of scores, --predictions takes
+a detector's JSONL verdicts (id/path, label, score = P(spoof), rationale or answer; an ALLM's raw answer from
+apallm batch --evidence) and adds label accuracy, rationale format validity and label-rationale consistency.
+--keys may also be a JSONL manifest (a held-out set: id/path, label, attack). Records that carry their clip's
+measured cues ('evidence', from apallm batch --evidence; or the <id>.json files of apallm evidence in
+--evidence-dir) add rationale grounding: grounded_precision, the mean over records with at least one
+recognised cue claim of grounded claims / claims (grounded: the cue's measured status and numbers match the
+claim within the rounding of the cue's format), and contradiction_rate, the mean of contradicted claims /
+claims over the same records. Writes metrics.json, summary.md, det.png and hist.png into --out. Exit status: 0
+on success, 2 on bad input (the error names the file and line)."""
 
 
 def register(subparsers) -> None:
@@ -30,7 +31,8 @@ def register(subparsers) -> None:
     source.add_argument("--predictions", type=Path, metavar="P.jsonl",
                         help="detector predictions, one JSON record per clip")
     p.add_argument("--keys", type=Path, required=True, metavar="K.tsv",
-                   help="CM key table (filename, cm-label[, attack])")
+                   help="CM key table (filename, cm-label[, attack]), or a JSONL manifest (id/path, label[, attack]) "
+                        "such as the held-out set the predictions were made on")
     attacks = p.add_mutually_exclusive_group()
     attacks.add_argument("--attacks", type=Path, metavar="A.tsv", help="attack table (filename, attack)")
     attacks.add_argument("--manifest", type=Path, metavar="M.jsonl",

@@ -73,6 +73,7 @@ __all__ = [
     "read_keys",
     "read_attacks",
     "read_manifest_attacks",
+    "read_manifest_keys",
     "read_predictions",
     "join_scores",
     "keyed_trials",
@@ -214,11 +215,14 @@ class Keys:
 
 
 def read_keys(path: PathLike) -> Keys:
-    """Read a CM key table (``filename<TAB>cm-label[<TAB>attack]`` with a header).
+    """Read a CM key table (``filename<TAB>cm-label[<TAB>attack]`` with a header), or a JSONL manifest (a path
+    ending in ``.jsonl``, see :func:`read_manifest_keys`).
 
     Raises:
         UnreadableInputError, MalformedInputError, DuplicateIdError, UnknownLabelError (with their lines).
     """
+    if str(path).lower().endswith(".jsonl"):
+        return read_manifest_keys(path)
     table = _read_table(path)
     id_col = table.column(ID_COLUMNS, "trial id", "filename\tcm-label")
     label_col = table.column(LABEL_COLUMNS, "label", "filename\tcm-label")
@@ -454,6 +458,52 @@ def _names(record: dict, n: int, source: str) -> tuple[str, ...]:
     return names
 
 
+#: manifest fields that are not key columns (the trial's names, label, attack and training fields)
+_MANIFEST_FIELDS = ("id", "path", "label", "attack", "system", "target", "segments")
+
+
+def read_manifest_keys(path: PathLike) -> Keys:
+    """Keys from a JSONL manifest, such as a held-out set from ``apallm data build`` or ``apallm annotate``.
+
+    Each record's ``id`` (else its ``path``) is the trial id and ``label`` its label; when every spoof record
+    has an ``attack`` (or ``system``), that is the attack column (``attack``). Text fields that every record
+    has (``dataset``, ``split``, ``language``, ...) become key columns for ``group_by``.
+
+    Raises:
+        UnreadableInputError, MalformedInputError (``file:line``: no id/path, no label), UnknownLabelError,
+        DuplicateIdError.
+    """
+    source = str(path)
+    records = _jsonl(path)
+    labels: dict[str, str] = {}
+    attacks: dict[str, str | None] = {}
+    bad: list[str] = []
+    seen = []
+    for n, record in records:
+        trial = _names(record, n, source)[0]
+        if "label" not in record:
+            raise MalformedInputError(f"{source}:{n}: the record has no 'label'", source)
+        seen.append((trial, n))
+        labels[trial] = _label(str(record["label"]), f"line {n}", bad)
+        attack = record.get("attack", record.get("system"))
+        attacks[trial] = None if attack in (None, "") else str(attack)
+    if bad:
+        raise UnknownLabelError(f"{source}: {len(bad)} label(s) are neither 'bonafide' nor 'spoof': {_few(bad)}",
+                                source)
+    _check_unique(seen, source)
+    keys = Keys(source, labels)
+    spoof_attacks = [attacks[t] for t, label in labels.items() if label == "spoof"]
+    if spoof_attacks and all(a is not None for a in spoof_attacks):
+        keys.attacks = {t: a or "-" for t, a in attacks.items()}
+        keys.attack_column = "attack"
+    common = set.intersection(*(set(record) for _, record in records)) - set(_MANIFEST_FIELDS)
+    for name in sorted(common):
+        if all(isinstance(record[name], str) for _, record in records):
+            keys.columns[name.lower()] = {trial: record[name] for (trial, _), (_, record) in zip(seen, records,
+                                                                                                 strict=True)}
+    return keys
+
+
 def read_manifest_attacks(path: PathLike, keys: Keys | None = None) -> list[tuple[tuple[str, ...], str | None]]:
     """Read a JSONL manifest's ``(names, attack)`` pairs for :func:`apply_attacks`.
 
@@ -521,15 +571,26 @@ class Predictions:
     errors: list[tuple[tuple[str, ...], int, str]]
 
 
+def _batch_answer(record: dict) -> str | None:
+    """The ALLM's raw answer text that ``apallm batch --evidence`` keeps in ``evidence.answer.text``."""
+    evidence = record.get("evidence")
+    answer = evidence.get("answer") if isinstance(evidence, dict) else None
+    text = answer.get("text") if isinstance(answer, dict) else None
+    return text if isinstance(text, str) else None
+
+
 def read_predictions(path: PathLike) -> Predictions:
     """Read a detector's predictions: JSONL, one record per clip.
 
     A record has ``id`` and/or ``path``, ``score`` = P(spoof) in [0, 1] (as in :class:`apallm.Verdict`), the
     predicted ``label`` (``bonafide``/``spoof`` or a synonym :func:`apallm.verdict.canonical_label` knows) and
     its rationale: ``rationale`` = ``{"frequency": ..., "time": ...}`` or the model's answer text ``answer``
-    (canonical answer format). Without ``label`` the answer's label is taken, else ``score >= 0.5`` means
-    spoof. A record with a non-null ``error`` (a clip the batch could not process) needs only an id or path:
-    it is counted and reported, not evaluated. Rationale problems are measured, never fatal.
+    (canonical answer format; a record without ``answer`` whose ``evidence.answer.text`` holds the ALLM's raw
+    answer, as ``apallm batch --evidence`` writes, is read with that text, so its format is judged as written).
+    Without ``label`` the answer's label is taken, else ``score >= 0.5`` means spoof (and so does an ALLM whose
+    raw answer names no label: such records count in ``label_from_score``). A record with a non-null ``error``
+    (a clip the batch could not process) needs only an id or path: it is counted and reported, not evaluated.
+    Rationale problems are measured, never fatal.
 
     Raises:
         UnreadableInputError; MalformedInputError (``file:line``: bad JSON, no id/path, no score, a score that
@@ -561,6 +622,9 @@ def read_predictions(path: PathLike) -> Predictions:
             raise MalformedInputError(f"{source}:{n}: score {raw!r} is P(spoof) and must lie in [0, 1]", source)
         answer = record.get("answer")
         answer = None if answer is None else str(answer)
+        batch_answer = answer is None and _batch_answer(record) is not None
+        if batch_answer:
+            answer = _batch_answer(record)
         label = None
         if record.get("label") not in (None, ""):
             label = canonical_label(str(record["label"]))
@@ -569,9 +633,11 @@ def read_predictions(path: PathLike) -> Predictions:
                 continue
         elif answer is not None:
             label = parse_answer(answer).label
+        # an ALLM whose answer names no label gave the record the label of its score
+        from_score = label is None or (batch_answer and parse_answer(answer).label is None)
         records.append(Prediction(names=names, line=n, p_spoof=p_spoof,
                                   label=label or ("spoof" if p_spoof >= 0.5 else "bonafide"),
-                                  label_from_score=label is None, answer=answer, rationale=record.get("rationale"),
+                                  label_from_score=from_score, answer=answer, rationale=record.get("rationale"),
                                   evidence=record.get("evidence")))
     _check_unique(seen, source)
     if non_finite:

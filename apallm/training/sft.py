@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import soundfile as sf
@@ -52,9 +52,64 @@ class PeftSettings:
     modules_to_save: list[str] = field(default_factory=list)
 
 
+@dataclass(kw_only=True)
+class RunConfig:
+    """What the transformers-Trainer recipes (SFT, GRPO) share: the fields below and YAML loading. An unknown key
+    is an error naming the recipe; a relative path under one of ``PATH_KEYS`` that does not exist from the working
+    directory is taken relative to the config file's folder when it exists there."""
+
+    KIND = "run"
+    PATH_KEYS = ()
+
+    deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/deepspeed/zero2.json, zero3.json)
+    window_policy: str = "first"  # which 30 s window of a long clip trains: first | center | random
+    training: dict = field(default_factory=dict)  # transformers TrainingArguments
+    resume_from_checkpoint: bool | str = False
+    seed: int = 0
+    toy_data: dict | None = None  # {n, seed}: generate apallm.synth's two-class set when the manifest is absent
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict | None = None):
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a {cls.KIND} config is a YAML mapping of keys to values")
+        data.update(overrides or {})
+        base = Path(path).resolve().parent
+        return cls.from_dict(data, base)
+
+    @classmethod
+    def from_dict(cls, data: dict, base_dir: Path | None = None):
+        data = dict(data)
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.KIND} config keys: {', '.join(sorted(unknown))}")
+        missing = [f.name for f in fields(cls) if f.name not in data
+                   and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise ValueError(f"the {cls.KIND} config needs {', '.join(missing)}")
+        cfg = cls(**cls.convert(data))
+        if base_dir is not None:  # relative paths are relative to the repository root or the config file
+            for key in cls.PATH_KEYS:
+                value = getattr(cfg, key)
+                if value and not Path(value).is_absolute() and not Path(value).exists():
+                    candidate = base_dir / value
+                    if candidate.exists():
+                        setattr(cfg, key, str(candidate))
+        return cfg
+
+    @classmethod
+    def convert(cls, data: dict) -> dict:
+        """Turn nested mappings into their dataclasses (``data`` holds known keys only)."""
+        return data
+
+
 @dataclass
-class SFTConfig:
+class SFTConfig(RunConfig):
     """A run, as read from ``configs/sft/<name>.yaml``. ``training`` goes to transformers' TrainingArguments."""
+
+    KIND = "SFT"
+    PATH_KEYS = ("train_manifest", "eval_manifest", "deepspeed")
 
     model: str
     train_manifest: str
@@ -66,38 +121,12 @@ class SFTConfig:
     spectrogram: dict = field(default_factory=dict)
     peft: PeftSettings = field(default_factory=PeftSettings)
     quantization: str | None = None  # "4bit" for QLoRA (GPU)
-    deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/deepspeed/zero2.json, zero3.json)
     max_length: int | None = None
-    window_policy: str = "first"  # which 30 s window of a long clip trains: first | center | random
-    training: dict = field(default_factory=dict)
-    resume_from_checkpoint: bool | str = False
-    seed: int = 0
-    toy_data: dict | None = None  # {n, seed}: generate apallm.synth's two-class set when the manifest is absent
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> SFTConfig:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        data.update(overrides or {})
-        base = Path(path).resolve().parent
-        return cls.from_dict(data, base)
-
-    @classmethod
-    def from_dict(cls, data: dict, base_dir: Path | None = None) -> SFTConfig:
-        data = dict(data)
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown SFT config keys: {', '.join(sorted(unknown))}")
+    def convert(cls, data: dict) -> dict:
         data["peft"] = PeftSettings(**(data.get("peft") or {}))
-        cfg = cls(**data)
-        if base_dir is not None:  # relative paths are relative to the repository root or the config file
-            for key in ("train_manifest", "eval_manifest", "deepspeed"):
-                value = getattr(cfg, key)
-                if value and not Path(value).is_absolute() and not Path(value).exists():
-                    candidate = base_dir / value
-                    if candidate.exists():
-                        setattr(cfg, key, str(candidate))
-        return cfg
+        return data
 
 
 class SFTDataset(torch.utils.data.Dataset):
@@ -199,7 +228,7 @@ def apply_peft(model, family: str, settings: PeftSettings, quantized: bool = Fal
 
 def build_trainer(cfg: SFTConfig):
     """The detector (base + PEFT) and a ready transformers Trainer."""
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
     if cfg.deepspeed:
         _single_process_distributed_env()
@@ -221,6 +250,23 @@ def build_trainer(cfg: SFTConfig):
         detector.processor.save_pretrained(str(base))
     detector.model = apply_peft(detector.model, detector.family, cfg.peft, quantized=cfg.quantization is not None)
 
+    args = training_arguments(cfg, detector.model)
+    train = SFTDataset(read_labelled(cfg.train_manifest), detector, cfg.window_policy, cfg.seed)
+    evaluation = None
+    if cfg.eval_manifest:
+        evaluation = SFTDataset(read_labelled(cfg.eval_manifest), detector, "first", cfg.seed)
+    trainer = Trainer(model=detector.model, args=args, train_dataset=train,
+                      eval_dataset=evaluation, data_collator=SFTCollator(detector, cfg.max_length))
+    return detector, trainer
+
+
+def training_arguments(cfg, model):
+    """transformers ``TrainingArguments`` for a run config (``output_dir``, ``seed``, ``deepspeed``,
+    ``training``): the recipe defaults (bf16 on GPU, fp32 CPU otherwise, checkpoints under
+    ``output_dir/checkpoints``), the config's ``training`` keys on top. Gradient checkpointing makes the
+    PEFT ``model``'s inputs require grad, so the frozen embeddings pass gradients on to the adapter."""
+    from transformers import TrainingArguments
+
     on_gpu = torch.cuda.is_available()
     args = dict(output_dir=str(Path(cfg.output_dir) / "checkpoints"), report_to=[], remove_unused_columns=False,
                 per_device_train_batch_size=2, num_train_epochs=1, learning_rate=2e-4, logging_steps=10,
@@ -231,17 +277,13 @@ def build_trainer(cfg: SFTConfig):
         args["deepspeed"] = cfg.deepspeed
     if args.get("gradient_checkpointing"):
         args.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
-        detector.model.enable_input_require_grads()
-    train = SFTDataset(read_labelled(cfg.train_manifest), detector, cfg.window_policy, cfg.seed)
-    evaluation = None
-    if cfg.eval_manifest:
-        evaluation = SFTDataset(read_labelled(cfg.eval_manifest), detector, "first", cfg.seed)
-    trainer = Trainer(model=detector.model, args=TrainingArguments(**args), train_dataset=train,
-                      eval_dataset=evaluation, data_collator=SFTCollator(detector, cfg.max_length))
-    return detector, trainer
+        model.enable_input_require_grads()
+    return TrainingArguments(**args)
 
 
-def save_output(detector, trainer, cfg: SFTConfig) -> Path:
+def save_output(detector, trainer, cfg, config_key: str = "sft_config") -> Path:
+    """Write the adapter folder (see the module notes); the run config is recorded in ``apallm.json`` under
+    ``config_key``."""
     out = Path(cfg.output_dir)
     trainer.save_model(str(out / "adapter"))
     # the Trainer also pickles its arguments there; the folder holds safetensors and JSON only
@@ -257,18 +299,18 @@ def save_output(detector, trainer, cfg: SFTConfig) -> Path:
             detector.save_extra(out)
     if trainer.is_world_process_zero():
         detector.processor.save_pretrained(str(out / "processor"))
-        extra = {"sft_config": _jsonable(cfg)}
-        detector.save_config(out, **extra)
+        detector.save_config(out, **{config_key: _jsonable(cfg)})
     return out
 
 
-def _jsonable(cfg: SFTConfig) -> dict:
+def _jsonable(cfg) -> dict:
     data = asdict(cfg)
     return json.loads(json.dumps(data, default=str))
 
 
-def ensure_toy_data(cfg: SFTConfig) -> None:
-    """Generate the toy set a tiny config trains on, where its manifest does not exist yet."""
+def ensure_toy_data(cfg) -> None:
+    """Generate the toy set a tiny config (``toy_data``, ``train_manifest``) trains on, where its manifest does
+    not exist yet."""
     if cfg.toy_data is None or Path(cfg.train_manifest).exists():
         return
     from apallm.synth import make_toy_set

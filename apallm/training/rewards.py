@@ -1,0 +1,158 @@
+"""Rewards for GRPO: how good is one sampled answer to one clip. Plain functions, one float per answer.
+
+Every reward function takes the same three sequences, one entry per answer, and returns a float array::
+
+    reward(completions, labels, evidence) -> np.ndarray
+
+* ``completions``: the answer texts the model wrote (special tokens removed);
+* ``labels``: the clip's true label, ``bonafide`` or ``spoof`` (from the training manifest);
+* ``evidence``: the clip's measured cues, anything :func:`apallm.grounding.measurements` takes (an
+  :class:`apallm.evidence.Evidence`, its ``to_dict()``, a list of cues).
+
+Built-in rewards (:data:`REWARDS`):
+
+* ``label``: 1 when :func:`apallm.verdict.parse_answer` reads a label and it is the true one, else 0;
+* ``format``: 1 when the answer parses fully (status ``full``: a label, a ``Frequency:`` line and a ``Time:``
+  line), else 0;
+* ``grounding``: the answer's cue claims checked against the clip's measurements
+  (:func:`apallm.grounding.check_grounding`): grounded claims / claims minus contradicted claims / claims, in
+  [-1, 1]; 0 for an answer that cites no recognised cue phrase (nothing to check, nothing to reward);
+* ``consistency``: 1 when the answer's label and its claims agree (:func:`apallm.rationale.judge_consistency`
+  says consistent), else 0 (inconsistent, unverifiable, or no label).
+
+:func:`weighted_rewards` sums them with configurable weights; :func:`group_advantages` turns the rewards of each
+clip's group of answers into advantages.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from apallm.grounding import check_grounding
+from apallm.rationale import CONSISTENT, find_claims, judge_consistency
+from apallm.verdict import LABELS, parse_answer
+
+__all__ = ["DEFAULT_WEIGHTS", "REWARDS", "consistency_reward", "format_reward", "grounding_reward",
+           "group_advantages", "label_reward", "resolve_reward", "weighted_rewards"]
+
+RewardFunction = Callable[[Sequence[str], Sequence[str], Sequence[object]], np.ndarray]
+
+
+def _check_lengths(completions: Sequence[str], *others: Sequence) -> None:
+    for other in others:
+        if len(other) != len(completions):
+            raise ValueError(f"one entry per completion needed: {len(completions)} completions, {len(other)} entries")
+
+
+def label_reward(completions: Sequence[str], labels: Sequence[str], evidence: Sequence[object] = ()) -> np.ndarray:
+    """1.0 where the answer's parsed label is the clip's true label, else 0.0 (a missing label is wrong)."""
+    _check_lengths(completions, labels)
+    for label in labels:
+        if label not in LABELS:
+            raise ValueError(f"a true label is 'bonafide' or 'spoof', got {label!r}")
+    return np.array([float(parse_answer(text).label == label) for text, label in zip(completions, labels,
+                                                                                      strict=True)])
+
+
+def format_reward(completions: Sequence[str], labels: Sequence[str] = (), evidence: Sequence[object] = ()
+                  ) -> np.ndarray:
+    """1.0 where the answer is in the canonical format (label, ``Frequency:``, ``Time:``), else 0.0."""
+    return np.array([float(parse_answer(text).status == "full") for text in completions])
+
+
+def grounding_reward(completions: Sequence[str], labels: Sequence[str], evidence: Sequence[object]) -> np.ndarray:
+    """Precision minus contradiction share of each answer's cue claims against its clip's measurements."""
+    _check_lengths(completions, evidence)
+    out = []
+    for text, measured in zip(completions, evidence, strict=True):
+        report = check_grounding(text, measured)
+        out.append(0.0 if not report.n_claims else report.precision - report.n_contradicted / report.n_claims)
+    return np.array(out)
+
+
+def consistency_reward(completions: Sequence[str], labels: Sequence[str] = (), evidence: Sequence[object] = ()
+                       ) -> np.ndarray:
+    """1.0 where the answer's own label and its cited cues agree (see :mod:`apallm.rationale`), else 0.0."""
+    out = []
+    for text in completions:
+        parsed = parse_answer(text)
+        out.append(float(parsed.label is not None and judge_consistency(parsed.label, find_claims(text)) == CONSISTENT))
+    return np.array(out)
+
+
+#: the built-in rewards by the names a GRPO config uses
+REWARDS: dict[str, RewardFunction] = {"label": label_reward, "format": format_reward, "grounding": grounding_reward,
+                                      "consistency": consistency_reward}
+#: the weights a GRPO config gets when it names none
+DEFAULT_WEIGHTS = {"label": 1.0, "format": 0.5, "grounding": 0.5}
+
+
+def resolve_reward(name: str) -> RewardFunction:
+    """A built-in reward by name, or any function by its import path ``package.module:function``."""
+    if name in REWARDS:
+        return REWARDS[name]
+    module, sep, attr = name.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"unknown reward {name!r}: use one of {', '.join(REWARDS)} or 'package.module:function'")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"reward {name!r} cannot be imported: {exc}") from exc
+    if not callable(fn):
+        raise ValueError(f"reward {name!r} is not a function")
+    return fn
+
+
+def weighted_rewards(completions: Sequence[str], labels: Sequence[str], evidence: Sequence[object],
+                     weights: Mapping[str, float], functions: Mapping[str, RewardFunction] | None = None
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The total reward of each answer, ``sum(weight * reward)``, and each named reward's values.
+
+    Args:
+        weights: ``{name: weight}``; a name is a key of ``functions``, a built-in reward or an import path.
+        functions: reward functions by name, taking precedence over the built-ins.
+
+    Raises:
+        ValueError: an unknown reward, a weight that is not a finite number, or a reward function that does not
+            return one finite value per answer.
+    """
+    _check_lengths(completions, labels, evidence)
+    functions = dict(functions or {})
+    total = np.zeros(len(completions))
+    parts = {}
+    for name, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ValueError(f"the weight of reward {name!r} must be a finite number, got {weight!r}")
+        fn = functions.get(name) or resolve_reward(name)
+        values = np.asarray(fn(list(completions), list(labels), list(evidence)), dtype=np.float64)
+        if values.shape != (len(completions),) or not np.isfinite(values).all():
+            raise ValueError(f"reward {name!r} must return one finite value per completion, got {values!r}")
+        parts[name] = values
+        total = total + float(weight) * values
+    return total, parts
+
+
+def group_advantages(rewards: Sequence[float] | np.ndarray, group_size: int, scale: bool = True,
+                     eps: float = 1e-4) -> np.ndarray:
+    """Group-normalised advantages: ``(r - mean(group)) / (std(group) + eps)``.
+
+    ``rewards`` holds ``group_size`` consecutive answers per clip. ``std`` is the population standard deviation
+    of the group, so a group's advantages have mean 0 and standard deviation just under 1; a group whose answers
+    all scored the same gets zeros (nothing to prefer). ``scale=False`` leaves out the division (advantages are
+    then ``r - mean``, as Dr. GRPO argues, so easy or hard clips do not weigh more).
+
+    Raises:
+        ValueError: ``group_size`` < 1 or not dividing the number of rewards.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    if group_size < 1 or r.ndim != 1 or r.size % group_size:
+        raise ValueError(f"{r.size} rewards do not split into groups of {group_size}")
+    groups = r.reshape(-1, group_size)
+    centred = groups - groups.mean(axis=1, keepdims=True)
+    if scale:
+        centred = centred / (groups.std(axis=1, keepdims=True) + eps)
+    return centred.reshape(-1)
