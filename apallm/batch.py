@@ -412,7 +412,8 @@ def _detector_args(p) -> None:
     g.add_argument("--model", help="ALLM: hub id, local checkpoint or tiny-*")
     g.add_argument("--adapter", help="ALLM: folder written by 'apallm train sft'")
     g.add_argument("--cm", help="countermeasure checkpoint folder (AASIST, SSL-AASIST, ...)")
-    g.add_argument("--detector", help="a registered detector name or 'package.module:factory'")
+    g.add_argument("--detector", help="a registered detector name or 'package.module:factory' (default: the detector "
+                                      "shipped in the package, used when no --model/--adapter/--cm is given)")
     p.add_argument("--detector-arg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="auto")
 
@@ -426,11 +427,10 @@ def build_detector(args):
         from apallm.cm import CMDetector
 
         return CMDetector(args.cm, batch_size=args.batch_size)
-    if args.detector:
-        from apallm.detectors import load_detector
+    from apallm.detectors import load_detector
 
-        return load_detector(args.detector, **dict(item.split("=", 1) for item in args.detector_arg))
-    raise ValueError("give a detector: --model, --adapter, --cm or --detector (a built-in default is coming)")
+    # without a named detector: the one shipped in the package
+    return load_detector(args.detector or "default", **dict(item.split("=", 1) for item in args.detector_arg))
 
 
 def _cmd_batch(args) -> int:

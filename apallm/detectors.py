@@ -18,7 +18,7 @@ from apallm.verdict import Rationale, Verdict
 
 _REGISTRY: dict[str, Callable[..., Detector]] = {}
 #: modules whose import registers the package's own detectors
-_BUILTIN_MODULES = ("apallm.cm.detector",)
+_BUILTIN_MODULES = ("apallm.cm.detector", "apallm.cm.default")
 
 
 class Detector(ABC):

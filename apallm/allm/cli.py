@@ -12,12 +12,17 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "explain", help="label, score and rationale for audio clips",
-        description="Explain each clip with an ALLM: label (bonafide/spoof), score = P(spoof) and a rationale "
-                    "citing frequency- and time-domain evidence. One line (or JSON record) per clip; a clip that "
-                    "fails prints its error and the others go on. Exit status 1 when any clip failed.")
+        description="Explain each clip: label (bonafide/spoof), score = P(spoof) and a rationale citing frequency- "
+                    "and time-domain evidence. With --model/--adapter an ALLM answers; without them the small "
+                    "detector shipped in the package scores the clip and the rationale is phrased from the measured "
+                    "cues that support its label. One line (or JSON record) per clip; a clip that fails prints its "
+                    "error and the others go on. Exit status 1 when any clip failed.")
     p.add_argument("clips", nargs="+", metavar="CLIP")
     p.add_argument("--model", help="hub id (Qwen/Qwen2.5-Omni-3B), local checkpoint, or tiny-qwen2_5-omni")
     p.add_argument("--adapter", help="folder written by 'apallm train sft' (base model read from it unless --model)")
+    p.add_argument("--detector", default="default",
+                   help="without --model/--adapter: the detector to use (registered name or 'module:factory'; "
+                        "default: the one shipped in the package)")
     p.add_argument("--inputs", default=None,
                    help="what the model is given: audio, audio+spectrogram (default), ...+cues, ...+cm")
     p.add_argument("--json", action="store_true", help="one JSON verdict per line")
@@ -63,12 +68,13 @@ def _cmd_explain(args) -> int:
     from apallm.audio import load_audio
     from apallm.errors import AudioError
 
-    if not args.model and not args.adapter:
-        print("apallm explain: give --model or --adapter (the built-in default detector is not available yet)",
-              file=sys.stderr)
-        return 2
     try:
-        detector = _load(args)
+        if args.model or args.adapter:
+            detector = _load(args)
+        else:
+            from apallm.detectors import load_detector
+
+            detector = load_detector(args.detector)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"apallm explain: cannot load the model: {exc}", file=sys.stderr)
         return 2

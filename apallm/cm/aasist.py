@@ -356,6 +356,12 @@ class AASIST(nn.Module):
     def embed(self, waveform: Tensor, freq_mask_rng: np.random.Generator | None = None) -> Tensor:
         """The ``(batch, 5 * gat_dims[1])`` utterance embedding the output layer reads (before dropout):
         max and mean of the temporal and spectral graph nodes, and the master node."""
+        return self.graph_embed(self.encode(waveform, freq_mask_rng))
+
+    def encode(self, waveform: Tensor, freq_mask_rng: np.random.Generator | None = None) -> Tensor:
+        """The front end and residual encoder: ``(batch, channels, freq, time)`` feature maps, which the graph
+        attention back end (:meth:`graph_embed`) reads. Splitting here lets a recipe cache the maps and train
+        the back end alone."""
         if waveform.ndim != 2:
             raise ValueError(f"AASIST takes a (batch, samples) waveform, got shape {tuple(waveform.shape)}")
         if waveform.shape[1] < self.config.min_samples:
@@ -363,12 +369,14 @@ class AASIST(nn.Module):
                              f"({self.config.min_samples / 16000:.3f} s at 16 kHz), got {waveform.shape[1]}")
         x = self.conv_time(waveform.unsqueeze(1), freq_mask_rng).unsqueeze(1)  # (B, 1, n_sinc, L')
         x = F.selu(self.first_bn(F.max_pool2d(x.abs(), kernel_size=3)))
-        e = self.encoder(x).abs()  # (B, C, F, T)
+        return self.encoder(x).abs()  # (B, C, F, T)
 
+    def graph_embed(self, e: Tensor) -> Tensor:
+        """The utterance embedding (see :meth:`embed`) from the encoder's feature maps."""
         spectral = self.pool_S(self.GAT_layer_S(e.amax(dim=3).transpose(1, 2) + self.pos_S))
         temporal = self.pool_T(self.GAT_layer_T(e.amax(dim=2).transpose(1, 2)))
 
-        batch = waveform.shape[0]
+        batch = e.shape[0]
         t1, s1, m1 = self._branch(temporal, spectral, self.master1.expand(batch, -1, -1),
                                   self.HtrgGAT_layer_ST11, self.HtrgGAT_layer_ST12, self.pool_hT1, self.pool_hS1)
         t2, s2, m2 = self._branch(temporal, spectral, self.master2.expand(batch, -1, -1),

@@ -1,0 +1,195 @@
+"""The default detector that ships inside the package, so ``apallm explain`` gives a verdict on any CPU.
+
+It is a frozen countermeasure backbone (the published AASIST, MIT, see ``weights/default/LICENSE``) read as a
+feature extractor, plus a small logistic head trained by ``train/default_detector.py`` on realworld-dev and on
+spoofs generated on this machine (espeak-ng, flite and festival voices; Griffin-Lim copies of the bona fide
+clips), with codec round trips applied to both classes. The recipe chose the design by leave-one-source-out
+EER; its report sits beside the weights (``loso.json``).
+
+The folder it loads (``weights/default`` unless another is given):
+
+- ``detector.json``: name, the feature recipe (backbones, crop, cue names), and provenance;
+- ``<backbone>/``: a countermeasure checkpoint folder (``model.safetensors`` + ``config.json``);
+- ``head.safetensors``: ``mean``, ``scale`` (feature standardisation), ``coef``, ``intercept``.
+
+Features of a clip, in order: for each backbone its utterance embedding (:meth:`AASIST.embed`), averaged
+over the clip's crops; then, when the recipe names cues, the measured cue values (missing ones take the
+training mean). P(spoof) is ``sigmoid(coef . (x - mean) / scale + intercept)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from apallm.audio import TARGET_SAMPLE_RATE, Clip
+from apallm.cm.detector import CMDetector, fixed_crop
+from apallm.detectors import Detector, register_detector
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights" / "default"
+CROP_POLICIES = ("first", "windows")
+
+
+@dataclass
+class FeatureRecipe:
+    """What the head reads. ``crop``: ``first`` = the reference evaluation crop (first ~4 s, tiled when
+    shorter); ``windows`` = the mean embedding over consecutive crops covering the clip (at most
+    ``max_crops``, evenly spread). ``cues``: names of measured cues appended to the embeddings."""
+
+    backbones: tuple[str, ...] = ("aasist",)
+    crop: str = "first"
+    max_crops: int = 4
+    cues: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        self.backbones, self.cues = tuple(self.backbones), tuple(self.cues)
+        if self.crop not in CROP_POLICIES:
+            raise ValueError(f"crop must be one of {CROP_POLICIES}, got {self.crop!r}")
+        if not self.backbones and not self.cues:
+            raise ValueError("a feature recipe needs at least one backbone or cue")
+        if self.max_crops < 1:
+            raise ValueError(f"max_crops must be at least 1, got {self.max_crops}")
+
+    def to_dict(self) -> dict:
+        return {"backbones": list(self.backbones), "crop": self.crop, "max_crops": self.max_crops,
+                "cues": list(self.cues)}
+
+
+def clip_crops(waveform: np.ndarray, num_samples: int, policy: str, max_crops: int) -> np.ndarray:
+    """``(n, num_samples)`` crops of ``waveform`` under ``policy`` (see :class:`FeatureRecipe`)."""
+    if policy == "first" or len(waveform) <= num_samples:
+        return fixed_crop(waveform, num_samples)[None]
+    count = min(max_crops, math.ceil(len(waveform) / num_samples))
+    starts = np.linspace(0, len(waveform) - num_samples, count).round().astype(int)
+    return np.stack([waveform[s:s + num_samples] for s in starts])
+
+
+def embed_clips(backbone: CMDetector, waveforms: Sequence[np.ndarray], policy: str = "first",
+                max_crops: int = 4) -> np.ndarray:
+    """``(len(waveforms), dim)`` backbone embeddings (16 kHz waveforms), each averaged over its crops."""
+    crops, owner = [], []
+    for i, wave in enumerate(waveforms):
+        c = clip_crops(np.asarray(wave, dtype=np.float32), backbone.crop_samples, policy, max_crops)
+        crops.extend(c)
+        owner.extend([i] * len(c))
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(crops), backbone.batch_size):
+            batch = torch.from_numpy(np.stack(crops[start:start + backbone.batch_size])).to(backbone.device)
+            out.append(backbone.model.embed(batch).float().cpu().numpy())
+    emb = np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    owner = np.asarray(owner)
+    return np.stack([emb[owner == i].mean(axis=0) for i in range(len(waveforms))]).astype(np.float32)
+
+
+def cue_vector(clip: Clip, names: Sequence[str]) -> np.ndarray:
+    """The named cue values of ``clip`` (NaN where a cue could not be measured)."""
+    from apallm.evidence.cues import measure_cues
+
+    cues = {c.name: c.value for c in measure_cues(clip)}
+    unknown = [n for n in names if n not in cues]
+    if unknown:
+        raise ValueError(f"unknown cues {unknown}; measured cues are {sorted(cues)}")
+    return np.array([np.nan if cues[n] is None else float(cues[n]) for n in names], dtype=np.float64)
+
+
+@dataclass
+class LogisticHead:
+    """Standardisation plus logistic regression over a feature vector; NaN features count as the mean."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    meta: dict = field(default_factory=dict)
+
+    def logit(self, features: np.ndarray) -> np.ndarray:
+        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
+        z = np.where(np.isfinite(z), z, 0.0)
+        return z @ self.coef + self.intercept
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(features)))
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: np.ndarray, c: float = 1.0, sample_weight=None) -> LogisticHead:
+        """L2-regularised logistic regression (scikit-learn, balanced classes); labels 1 = spoof."""
+        from sklearn.linear_model import LogisticRegression
+
+        x = np.asarray(features, dtype=np.float64)
+        mean = np.nanmean(x, axis=0)
+        scale = np.nanstd(x, axis=0)
+        scale = np.where(scale > 1e-8, scale, 1.0)
+        z = np.nan_to_num((x - mean) / scale, nan=0.0)
+        model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+        model.fit(z, np.asarray(labels, dtype=int), sample_weight=sample_weight)
+        return cls(mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]), {"C": c})
+
+    def save(self, path: str | os.PathLike) -> None:
+        from safetensors.numpy import save_file
+
+        save_file({"mean": self.mean, "scale": self.scale, "coef": self.coef,
+                   "intercept": np.array([self.intercept])}, str(path),
+                  metadata={k: json.dumps(v) for k, v in self.meta.items()})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LogisticHead:
+        from safetensors.numpy import load_file
+
+        t = load_file(str(path))
+        missing = {"mean", "scale", "coef", "intercept"} - set(t)
+        if missing:
+            raise ValueError(f"{path}: not a logistic head (missing {sorted(missing)})")
+        if not (t["mean"].shape == t["scale"].shape == t["coef"].shape):
+            raise ValueError(f"{path}: mean, scale and coef differ in shape")
+        return cls(t["mean"], t["scale"], t["coef"], float(t["intercept"][0]))
+
+
+class DefaultDetector(Detector):
+    """The shipped detector (see the module docstring). ``directory`` defaults to the packaged weights."""
+
+    def __init__(self, directory: str | os.PathLike | None = None, *, batch_size: int = 16,
+                 device: str | torch.device = "cpu"):
+        directory = Path(directory) if directory is not None else WEIGHTS_DIR
+        manifest = directory / "detector.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{directory} is not a default-detector folder (no detector.json)")
+        self.config = json.loads(manifest.read_text())
+        self.name = self.config.get("name", "apallm-default")
+        self.recipe = FeatureRecipe(**self.config["features"])
+        self.backbones = [CMDetector(directory / b, batch_size=batch_size, device=device)
+                          for b in self.recipe.backbones]
+        self.head = LogisticHead.load(directory / "head.safetensors")
+        expected = sum(b.model.out_layer.in_features for b in self.backbones) + len(self.recipe.cues)
+        if self.head.coef.shape != (expected,):
+            raise ValueError(f"{directory}: the head reads {self.head.coef.shape[0]} features, the recipe gives "
+                             f"{expected}")
+
+    def features(self, clips: Sequence[Clip]) -> np.ndarray:
+        for clip in clips:
+            if clip.sample_rate != TARGET_SAMPLE_RATE:
+                raise ValueError(f"{clip.id}: the default detector takes {TARGET_SAMPLE_RATE} Hz audio, got "
+                                 f"{clip.sample_rate} Hz (load it with apallm.load_audio)")
+        parts = [embed_clips(b, [c.waveform for c in clips], self.recipe.crop, self.recipe.max_crops)
+                 for b in self.backbones]
+        if self.recipe.cues:
+            parts.append(np.stack([cue_vector(c, self.recipe.cues) for c in clips]))
+        return np.concatenate(parts, axis=1)
+
+    def score(self, clips: Sequence[Clip]) -> np.ndarray:
+        if not clips:
+            return np.zeros(0)
+        return self.head.predict(self.features(clips))
+
+
+@register_detector("default")
+def default(directory: str | os.PathLike | None = None, **kwargs) -> DefaultDetector:
+    """The detector shipped with the package (or a folder written by ``train/default_detector.py``)."""
+    return DefaultDetector(directory, **kwargs)

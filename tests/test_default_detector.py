@@ -1,0 +1,160 @@
+"""The shipped default detector, its parts (crops, logistic head) and its recipe's leave-one-source-out split."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apallm import load_audio
+from apallm.cli import main
+from apallm.cm.default import WEIGHTS_DIR, DefaultDetector, FeatureRecipe, LogisticHead, clip_crops
+from apallm.data import example_path
+from apallm.detectors import load_detector
+from apallm.synth import SR, speech_like
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_detector("default")
+
+
+# ------------------------------------------------------------------ crops and head
+
+
+def test_first_crop_is_the_reference_crop_and_windows_cover_the_clip():
+    x = np.arange(10, dtype=np.float32)
+    np.testing.assert_array_equal(clip_crops(x, 4, "first", 4), [[0, 1, 2, 3]])
+    np.testing.assert_array_equal(clip_crops(x[:3], 4, "windows", 4), [[0, 1, 2, 0]])  # short: tiled
+    w = clip_crops(x, 4, "windows", 4)
+    assert w.shape == (3, 4) and w[0, 0] == 0 and w[-1, -1] == 9  # first and last sample covered
+    assert clip_crops(np.arange(100, dtype=np.float32), 4, "windows", 5).shape == (5, 4)  # capped
+
+
+def test_feature_recipe_rejects_bad_settings():
+    with pytest.raises(ValueError, match="crop"):
+        FeatureRecipe(crop="middle")
+    with pytest.raises(ValueError, match="at least one"):
+        FeatureRecipe(backbones=(), cues=())
+
+
+def test_logistic_head_learns_round_trips_through_safetensors_and_treats_nan_as_mean(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    x = rng.normal(size=(400, 3)) * [1, 10, 0.01] + np.outer(y, [0, 100, 0])  # only column 1 tells
+    head = LogisticHead.fit(x, y, c=1.0)
+    p = head.predict(x)
+    assert np.mean((p >= 0.5) == y) > 0.97
+    assert abs(head.coef[1]) > 5 * max(abs(head.coef[0]), abs(head.coef[2]))
+    head.save(tmp_path / "head.safetensors")
+    back = LogisticHead.load(tmp_path / "head.safetensors")
+    np.testing.assert_array_equal(back.predict(x), p)
+    row = x[:1].copy()
+    row[0, 1] = np.nan
+    expected = 1 / (1 + np.exp(-(head.intercept + ((row[0, [0, 2]] - head.mean[[0, 2]]) / head.scale[[0, 2]])
+                                  @ head.coef[[0, 2]])))
+    assert back.predict(row)[0] == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------ the shipped detector
+
+
+def test_shipped_weights_are_safetensors_with_the_mit_notice_and_a_loso_report():
+    files = {p.relative_to(WEIGHTS_DIR).as_posix() for p in WEIGHTS_DIR.rglob("*") if p.is_file()}
+    assert "head.safetensors" in files and "detector.json" in files and "LICENSE" in files
+    assert not [f for f in files if f.endswith((".pth", ".pt", ".bin", ".pkl"))]
+    assert "MIT" in (WEIGHTS_DIR / "LICENSE").read_text() and "NAVER" in (WEIGHTS_DIR / "LICENSE").read_text()
+    config = json.loads((WEIGHTS_DIR / "detector.json").read_text())
+    report = json.loads((WEIGHTS_DIR / "loso.json").read_text())
+    # the shipped design is the one with the lowest leave-one-source-out EER among those compared
+    pooled = {name: d["pooled_eer"] for name, d in report["designs"].items()}
+    assert len(pooled) >= 5 and config["design"] == report["chosen"] == min(pooled, key=pooled.get)
+    assert config["loso"]["pooled_eer"] == pooled[config["design"]]
+    n = config["loso"]["per_source"]
+    assert sum(s["n_bonafide"] for s in n.values()) == 131 and sum(s["n_spoof"] for s in n.values()) == 151
+    assert sum(p.stat().st_size for p in WEIGHTS_DIR.rglob("*") if p.is_file()) < 5_000_000
+
+
+def test_default_detector_flags_the_bundled_espeak_clip_and_scores_are_probabilities(detector):
+    clip = load_audio(example_path())
+    (p,) = detector.score([clip])
+    assert p > 0.5  # made by espeak-ng: a spoof
+    batch = detector.score([clip, load_audio(speech_like(3.0, seed=1), sample_rate=SR)])
+    assert batch[0] == pytest.approx(p, abs=1e-5) and 0.0 <= batch[1] <= 1.0
+
+
+def test_default_detector_explains_with_its_score_and_cues_supporting_the_label(detector):
+    (verdict,) = detector.explain([load_audio(example_path())], include_evidence=True)
+    assert verdict.label == "spoof" and verdict.detector == "apallm-default"
+    assert verdict.score == pytest.approx(detector.score([load_audio(example_path())])[0])
+    assert verdict.rationale.frequency and verdict.rationale.time
+    assert verdict.evidence["cues"]
+
+
+def test_default_detector_refuses_a_head_that_does_not_fit_its_backbone(tmp_path):
+    folder = tmp_path / "broken"
+    shutil.copytree(WEIGHTS_DIR, folder)
+    head = LogisticHead.load(folder / "head.safetensors")
+    LogisticHead(head.mean[:-1], head.scale[:-1], head.coef[:-1], head.intercept).save(folder / "head.safetensors")
+    with pytest.raises(ValueError, match="features"):
+        DefaultDetector(folder)
+    with pytest.raises(FileNotFoundError, match="detector.json"):
+        DefaultDetector(tmp_path)
+
+
+def test_explain_without_a_model_uses_the_default_detector(tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    code = main(["explain", str(example_path()), str(bad), "--json"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1  # one clip failed, the other was explained
+    good, err = lines
+    assert good["label"] == "spoof" and 0.5 < good["score"] <= 1.0 and good["detector"] == "apallm-default"
+    assert good["rationale"]["frequency"] and good["rationale"]["time"]
+    assert err["path"] == str(bad) and err["error"] == "UnsupportedFormatError"
+
+
+def test_explain_console_script_text_output():
+    run = subprocess.run([sys.executable, "-m", "apallm", "explain", str(example_path())],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    first, freq, time_ = run.stdout.splitlines()[:3]
+    assert first.split()[0] == "spoof" and freq.strip().startswith("Frequency:") and time_.strip().startswith("Time:")
+
+
+# ------------------------------------------------------------------ the recipe's split
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("default_detector_recipe", ROOT / "train" / "default_detector.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_leave_one_source_out_drops_the_source_and_copies_made_from_it():
+    r = _recipe()
+    items = [r.Item("rw/a1", "", "bonafide", "A", "gt"), r.Item("rw/a2", "", "spoof", "A", "tts"),
+             r.Item("rw/b1", "", "bonafide", "B", "gt"),
+             r.Item("voc/griffin-lim/rw/a1", "", "spoof", "A", "griffin-lim", original=False),
+             r.Item("voc/griffin-lim/rw/b1", "", "spoof", "B", "griffin-lim", original=False),
+             r.Item("tts/x/s00", "", "spoof", r.LOCAL, "x", original=False)]
+    for item in items:
+        item.variants = [f"{item.id}#0"]
+    design = r.Design("d", FeatureRecipe())
+    ids, labels = r.training_ids(items, design, "A")
+    assert not [i for i in ids if "rw/a" in i]  # nothing from A, nor any copy of an A clip
+    assert set(ids) == {"rw/b1", "rw/b1#0", "voc/griffin-lim/rw/b1", "voc/griffin-lim/rw/b1#0", "tts/x/s00",
+                        "tts/x/s00#0"}
+    assert labels.tolist() == [0, 0, 1, 1, 1, 1]
+    plain = r.Design("d", FeatureRecipe(), tts=False, vocoded=False, codec=False)
+    assert r.training_ids(items, plain, "A")[0] == ["rw/b1"]
