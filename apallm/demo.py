@@ -250,7 +250,8 @@ def evidence_answer(question: str, analysis: Analysis, detector_name: str = "the
             out.append(f"\n- Frequency: {v.rationale.frequency}.")
         if v.rationale.time:
             out.append(f"\n- Time: {v.rationale.time}.")
-        out.append(f"\n\n{len(notable)} of {len(ev.cues)} measured cues lie outside the range of natural speech"
+        verb = "lies" if len(notable) == 1 else "lie"
+        out.append(f"\n\n{len(notable)} of {len(ev.cues)} measured cues {verb} outside the range of natural speech"
                    + (f" ({', '.join(c.name for c in notable)})." if notable else "."))
         out.append("Such a cue is evidence to weigh, not proof: real recording channels differ too.")
     if _FREQ.search(question):

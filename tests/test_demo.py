@@ -113,17 +113,10 @@ def cm_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def default_detector(tmp_path_factory):
+def default_detector():
     from apallm.detectors import load_detector
 
-    try:
-        return load_detector("default")
-    except (FileNotFoundError, ValueError) as exc:  # until the default detector and its weights land
-        if isinstance(exc, ValueError) and "unknown detector" not in str(exc):
-            raise
-        torch.manual_seed(0)  # a random AASIST-L stands in
-        return CMDetector(save_cm(build_preset("aasist-l"), tmp_path_factory.mktemp("cm") / "aasist-l",
-                                  name="aasist-l", provenance={"source": "random initialisation (tests)"}))
+    return load_detector("default")
 
 
 @pytest.fixture(scope="module")
@@ -367,9 +360,10 @@ def test_command_serves_the_demo_and_refuses_bad_options(cm_dir, tmp_path):
 
     assert main(["demo", "--max-duration", "0"]) == 2
     assert main(["demo", "--detector", "no-such-detector"]) == 2
+    assert main(["demo", "--detector", "apallm.cm.detector:CMDetector", "--detector-arg", "checkpoint"]) == 2
     port = free_port()
-    cmd = [sys.executable, "-m", "apallm", "demo", "--detector", "apallm.cm.detector:CMDetector", "--detector-arg",
-           f"checkpoint={cm_dir}", "--cm", str(cm_dir), "--port", str(port), "--max-duration", "5"]
+    # plain `apallm demo`: the default detector, with an auxiliary countermeasure
+    cmd = [sys.executable, "-m", "apallm", "demo", "--cm", str(cm_dir), "--port", str(port), "--max-duration", "5"]
     log = tmp_path / "demo.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
@@ -387,7 +381,7 @@ def test_command_serves_the_demo_and_refuses_bad_options(cm_dir, tmp_path):
         with urllib.request.urlopen(url + "config", timeout=10) as page:
             config = json.load(page)
         header = config["components"][0]["props"]["value"]
-        assert "Detector: **aux-cm**" in header and "Auxiliary countermeasures: aux-cm" in header
+        assert "Detector: **apallm-default**" in header and "Auxiliary countermeasures: aux-cm" in header
         assert "Clips up to 5 s and 20 MB" in header and "no audio LLM is loaded" in header
         assert {"analyse", "chat"} <= {d.get("api_name") for d in config["dependencies"]}
         assert config["analytics_enabled"] is False  # the demo sends nothing anywhere
