@@ -13,6 +13,7 @@ Other processes on the same cores lower the numbers: the load average is printed
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import platform
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from apallm.batch import collect_inputs, read_results, run_batch
+from apallm.batch import Item, read_results, run_batch
 from apallm.detectors import load_detector
 
 
@@ -47,7 +48,9 @@ def main() -> None:
     if not manifest.is_file():
         raise SystemExit(f"{manifest} not found: this benchmark needs realworld-dev")
     torch.set_num_threads(args.threads)
-    items = collect_inputs(manifest)[: args.limit]
+    with open(manifest, newline="") as f:
+        paths = [args.data / row["path"] for row in csv.DictReader(f, delimiter="\t")]
+    items = [Item(id=str(p.relative_to(args.data)), path=str(p)) for p in paths][: args.limit]
     detector = load_detector("default")
     audio_s = sum(sf.info(item.path).duration for item in items)
     results = {}
