@@ -348,6 +348,8 @@ def designs(backbones: list[str]) -> list[Design]:
         Design("aasist-backend-ft, no TTS", windows(a), finetune=True, tts=False),
         Design("aasist-backend-ft, no codec", windows(a), finetune=True, codec=False),
         Design("aasist-backend-ft, 2 epochs", windows(a), finetune=True, epochs=2),
+        Design("aasist-backend-ft, lr 1e-5", windows(a), finetune=True, lr=1e-5),
+        Design("aasist-backend-ft, lr 3e-5, 2 epochs", windows(a), finetune=True, lr=3e-5, epochs=2),
     ]
     if "aasist-l" in backbones:
         out += [Design("aasist-l-emb", windows(("aasist-l",)), c=0.01),
