@@ -158,3 +158,29 @@ def test_leave_one_source_out_drops_the_source_and_copies_made_from_it():
     assert labels.tolist() == [0, 0, 1, 1, 1, 1]
     plain = r.Design("d", FeatureRecipe(), tts=False, vocoded=False, codec=False)
     assert r.training_ids(items, plain, "A")[0] == ["rw/b1"]
+
+
+def test_recalibration_folds_each_backbones_log_odds_fit_into_one_linear_head():
+    from types import SimpleNamespace
+
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    r = _recipe()
+    torch.manual_seed(0)
+    layers = {"a": torch.nn.Linear(5, 2), "b": torch.nn.Linear(3, 2)}
+    nets = {k: SimpleNamespace(model=SimpleNamespace(out_layer=v)) for k, v in layers.items()}
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 8))
+    y = (x[:, 0] + 0.5 * x[:, 6] + rng.normal(size=300) > 0).astype(int)
+    design = r.Design("d", FeatureRecipe(backbones=("a", "b")), calibrate=True, c=1.0)
+    head = r.fit_head(x, y, design, nets)
+    log_odds = []
+    for name, cols in (("a", slice(0, 5)), ("b", slice(5, 8))):
+        w, b = layers[name].weight.detach().double().numpy(), layers[name].bias.detach().double().numpy()
+        log_odds.append(x[:, cols] @ (w[0] - w[1]) + (b[0] - b[1]))
+    z = np.stack(log_odds, axis=1)
+    reference = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit(
+        (z - z.mean(0)) / z.std(0), y)
+    expected = reference.predict_proba((z - z.mean(0)) / z.std(0))[:, 1]
+    np.testing.assert_allclose(head.predict(x), expected, atol=1e-6)

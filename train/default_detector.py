@@ -144,15 +144,17 @@ def featurize(items: list[Item], nets: dict[str, CMDetector], work: Path, codec_
         draws = [rng.integers(2**31) for _ in range(codec_copies)]  # drawn whether cached or not: stable
         ids = [item.id] + [f"{item.id}#{k}" for k in range(codec_copies)]
         item.variants = ids[1:]
-        if all(i in cache for i in ids):
+        if all(i in cache and all(f"{name}:crops" in cache[i] for name in nets) for i in ids):
             continue
         clip = load_audio(item.path, clip_id=item.id)
         waves = {item.id: clip.waveform}
         for k, d in enumerate(draws):
             waves[f"{item.id}#{k}"], _ = random_round_trip(clip.waveform, np.random.default_rng(d), codec_cfg)
         for cid, wave in waves.items():
-            entry = {}
+            entry = cache.get(cid, {})
             for name, net in nets.items():
+                if f"{name}:crops" in entry:
+                    continue
                 crops = clip_crops(wave, net.crop_samples, "windows", max_crops)
                 with torch.inference_mode():
                     maps = net.model.encode(torch.from_numpy(crops)).half()  # stored in half precision
@@ -160,7 +162,8 @@ def featurize(items: list[Item], nets: dict[str, CMDetector], work: Path, codec_
                     entry[f"{name}:logits"] = net.model.out_layer(emb[:1]).numpy()[0]
                 entry[f"{name}:crops"] = emb.numpy()
                 entry[f"{name}:encoder"] = maps.numpy()
-            entry["cues"] = cue_vector(dataclasses.replace(clip, waveform=wave), CUES)
+            if "cues" not in entry:
+                entry["cues"] = cue_vector(dataclasses.replace(clip, waveform=wave), CUES)
             cache[cid] = entry
         todo += 1
         if todo % 25 == 0:
@@ -244,13 +247,20 @@ def fit_head(features: np.ndarray, spoof: np.ndarray, design: Design, nets: dict
     """The logistic head of a frozen-feature design (see :class:`Design`)."""
     if not design.calibrate:
         return LogisticHead.fit(features, spoof, c=design.c)
-    layer = nets[design.recipe.backbones[0]].model.out_layer
-    w, b = layer.weight.detach().double().numpy(), layer.bias.detach().double().numpy()
-    direction, offset = w[0] - w[1], float(b[0] - b[1])  # spoof log-odds = direction . embedding + offset
-    platt = LogisticHead.fit((features @ direction + offset)[:, None], spoof, c=design.c)
-    scale = platt.coef[0] / platt.scale[0]
-    return LogisticHead(np.zeros(len(direction)), np.ones(len(direction)), scale * direction,
-                        scale * (offset - platt.mean[0]) + platt.intercept)
+    # each backbone's spoof log-odds (direction . its embedding + offset) is one feature of a logistic fit;
+    # the fit folds back into one linear head over the concatenated embeddings
+    blocks, start = [], 0
+    for name in design.recipe.backbones:
+        layer = nets[name].model.out_layer
+        w, b = layer.weight.detach().double().numpy(), layer.bias.detach().double().numpy()
+        blocks.append((slice(start, start + w.shape[1]), w[0] - w[1], float(b[0] - b[1])))
+        start += w.shape[1]
+    log_odds = np.stack([features[:, sl] @ d + o for sl, d, o in blocks], axis=1)
+    platt = LogisticHead.fit(log_odds, spoof, c=design.c)
+    scales = platt.coef / platt.scale
+    coef = np.concatenate([k * d for k, (_, d, _) in zip(scales, blocks, strict=True)])
+    intercept = platt.intercept + sum(k * (o - m) for k, (_, _, o), m in zip(scales, blocks, platt.mean, strict=True))
+    return LogisticHead(np.zeros(start), np.ones(start), coef, float(intercept))
 
 
 def crop_rows(ids: list[str], labels: np.ndarray, cache: dict, backbone: str) -> tuple[np.ndarray, np.ndarray]:
@@ -352,8 +362,9 @@ def designs(backbones: list[str]) -> list[Design]:
         Design("aasist-backend-ft, lr 3e-5, 2 epochs", windows(a), finetune=True, lr=3e-5, epochs=2),
     ]
     if "aasist-l" in backbones:
-        out += [Design("aasist-l-emb", windows(("aasist-l",)), c=0.01),
-                Design("aasist-l-backend-ft", windows(("aasist-l",)), finetune=True)]
+        out += [Design("published aasist-l, recalibrated", windows(("aasist-l",)), calibrate=True, c=1.0),
+                Design("published aasist + aasist-l, recalibrated", windows(("aasist", "aasist-l")), calibrate=True,
+                       c=1.0)]
     return out
 
 
