@@ -9,8 +9,8 @@ Steps, all seeded and cached under ``--work`` (a rerun reuses what is there):
    flite and festival voices (one voice per sentence, in rotation, so the set is balanced over voices),
    and a Griffin-Lim copy of every bona fide realworld-dev clip (linear and mel magnitudes in turn).
 2. Codec round trips of every training clip, both classes (MP3, Vorbis, Opus, mu-law, A-law, GSM).
-3. Features: the utterance embeddings of the published AASIST (MIT; frozen; AASIST-L's too with
-   ``--backbones aasist aasist-l``) for each 4 s crop of each clip, and the measured cues.
+3. Features: the utterance embeddings of the published AASIST and AASIST-L (MIT; frozen; ``--backbones aasist``
+   leaves AASIST-L out) for each crop of each clip, and the measured cues.
 4. Leave-one-source-out on realworld-dev for each candidate design: train the head on every source but one
    (local spoofs always in; copies derived from the held-out source out), score the held-out source's
    original clips. The pooled EER over all 282 held-out scores chooses the design; per-source EERs and the
@@ -376,8 +376,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the chosen detector here")
     ap.add_argument("--design", default=None, help="ship this design instead of the best by pooled LOSO EER")
     ap.add_argument("--codec-copies", type=int, default=1)
-    ap.add_argument("--backbones", nargs="+", default=["aasist"], choices=sorted(PUBLISHED),
-                    help="published models whose embeddings are features (aasist)")
+    ap.add_argument("--backbones", nargs="+", default=["aasist", "aasist-l"], choices=sorted(PUBLISHED),
+                    help="published models whose embeddings are features (aasist aasist-l)")
     ap.add_argument("--only", nargs="+", default=None, metavar="DESIGN",
                     help="evaluate only these candidates (to share the work between processes)")
     ap.add_argument("--seed", type=int, default=0)
