@@ -458,7 +458,6 @@ def write_detector(args, items, cache, design: Design, report: dict, nets) -> No
         for b in design.recipe.backbones:
             shutil.copytree(args.work / "backbones" / b, out / b)
         head = fit_head(feature_matrix(ids, cache, design.recipe), y, design, nets)
-    head.meta = {"design": design.name, "training_examples": len(ids)}
     shutil.copy(args.work / "backbones" / backbone / "LICENSE", out / "LICENSE")
     head.save(out / "head.safetensors")
     counts = {"realworld-dev": sum(i.original for i in items),

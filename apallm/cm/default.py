@@ -23,7 +23,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,6 @@ class LogisticHead:
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
-    meta: dict = field(default_factory=dict)
 
     def logit(self, features: np.ndarray) -> np.ndarray:
         z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
@@ -130,14 +129,14 @@ class LogisticHead:
         z = np.nan_to_num((x - mean) / scale, nan=0.0)
         model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
         model.fit(z, np.asarray(labels, dtype=int), sample_weight=sample_weight)
-        return cls(mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]), {"C": c})
+        return cls(mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]))
 
     def save(self, path: str | os.PathLike) -> None:
         from safetensors.numpy import save_file
 
+        # no metadata: safetensors writes its keys in no fixed order, and the same head should give the same bytes
         save_file({"mean": self.mean, "scale": self.scale, "coef": self.coef,
-                   "intercept": np.array([self.intercept])}, str(path),
-                  metadata={k: json.dumps(v) for k, v in self.meta.items()})
+                   "intercept": np.array([self.intercept])}, str(path))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LogisticHead:
