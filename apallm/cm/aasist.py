@@ -302,7 +302,66 @@ class GraphPool(nn.Module):
         return torch.gather(h * scores, 1, index.expand(-1, -1, h.shape[-1]))
 
 
-class AASIST(nn.Module):
+class GraphBackEnd(nn.Module):
+    """AASIST's graph-attention back end, shared by :class:`AASIST` and the SSL front-end model
+    (:class:`apallm.cm.ssl.SSLAASIST`). Its layers are attributes of the model itself, so the state-dict
+    names stay the published ones (``GAT_layer_S``, ``HtrgGAT_layer_ST11``, ``pool_hS1``, ``out_layer``, ...)."""
+
+    def _build_back_end(self, channels: int, spectral_nodes: int, gat_dims: tuple, pools: tuple,
+                        temps: tuple) -> None:
+        self.pos_S = nn.Parameter(torch.randn(1, spectral_nodes, channels))
+        self.master1 = nn.Parameter(torch.randn(1, 1, gat_dims[0]))
+        self.master2 = nn.Parameter(torch.randn(1, 1, gat_dims[0]))
+
+        self.GAT_layer_S = GraphAttention(channels, gat_dims[0], temperature=temps[0])
+        self.GAT_layer_T = GraphAttention(channels, gat_dims[0], temperature=temps[1])
+        self.HtrgGAT_layer_ST11 = HeterogeneousGraphAttention(gat_dims[0], gat_dims[1], temperature=temps[2])
+        self.HtrgGAT_layer_ST12 = HeterogeneousGraphAttention(gat_dims[1], gat_dims[1], temperature=temps[2])
+        self.HtrgGAT_layer_ST21 = HeterogeneousGraphAttention(gat_dims[0], gat_dims[1], temperature=temps[2])
+        self.HtrgGAT_layer_ST22 = HeterogeneousGraphAttention(gat_dims[1], gat_dims[1], temperature=temps[2])
+
+        self.pool_S = GraphPool(pools[0], gat_dims[0])
+        self.pool_T = GraphPool(pools[1], gat_dims[0])
+        self.pool_hS1 = GraphPool(pools[2], gat_dims[1])
+        self.pool_hT1 = GraphPool(pools[2], gat_dims[1])
+        self.pool_hS2 = GraphPool(pools[2], gat_dims[1])
+        self.pool_hT2 = GraphPool(pools[2], gat_dims[1])
+
+        self.drop_way = nn.Dropout(0.2)
+        self.drop = nn.Dropout(0.5)
+        self.out_layer = nn.Linear(5 * gat_dims[1], 2)
+
+    def read_graph(self, spectral: Tensor, temporal: Tensor) -> Tensor:
+        """The ``(batch, 5 * gat_dims[1])`` utterance embedding from the spectral ``(B, F, C)`` and temporal
+        ``(B, T, C)`` node sequences: max and mean of the temporal and spectral graph nodes after the two
+        heterogeneous branches, and the master node."""
+        spectral = self.pool_S(self.GAT_layer_S(spectral + self.pos_S))
+        temporal = self.pool_T(self.GAT_layer_T(temporal))
+
+        batch = spectral.shape[0]
+        t1, s1, m1 = self._branch(temporal, spectral, self.master1.expand(batch, -1, -1),
+                                  self.HtrgGAT_layer_ST11, self.HtrgGAT_layer_ST12, self.pool_hT1, self.pool_hS1)
+        t2, s2, m2 = self._branch(temporal, spectral, self.master2.expand(batch, -1, -1),
+                                  self.HtrgGAT_layer_ST21, self.HtrgGAT_layer_ST22, self.pool_hT2, self.pool_hS2)
+        temporal = torch.maximum(self.drop_way(t1), self.drop_way(t2))
+        spectral = torch.maximum(self.drop_way(s1), self.drop_way(s2))
+        master = torch.maximum(self.drop_way(m1), self.drop_way(m2))
+
+        return torch.cat([temporal.abs().amax(dim=1), temporal.mean(dim=1),
+                          spectral.abs().amax(dim=1), spectral.mean(dim=1), master.squeeze(1)], dim=1)
+
+    @staticmethod
+    def _branch(temporal: Tensor, spectral: Tensor, master: Tensor, first: HeterogeneousGraphAttention,
+                second: HeterogeneousGraphAttention, pool_t: GraphPool, pool_s: GraphPool
+                ) -> tuple[Tensor, Tensor, Tensor]:
+        """One inference branch: HS-GAL, graph pooling, then a second HS-GAL added as a residual."""
+        temporal, spectral, master = first(temporal, spectral, master)
+        temporal, spectral = pool_t(temporal), pool_s(spectral)
+        t_aug, s_aug, m_aug = second(temporal, spectral, master)
+        return temporal + t_aug, spectral + s_aug, master + m_aug
+
+
+class AASIST(GraphBackEnd):
     """AASIST countermeasure: ``forward(waveform)`` maps ``(B, L)`` 16 kHz audio to ``(B, 2)`` logits
     ``[spoof, bona fide]``. ``L`` may be any length of at least ``config.min_samples`` (2315 samples);
     the published models were trained on 64600-sample crops (``config.nb_samp``).
@@ -328,27 +387,7 @@ class AASIST(nn.Module):
         self.encoder = nn.Sequential(*(nn.Sequential(ResidualBlock(c_in, c_out, first=i == 0))
                                        for i, (c_in, c_out) in enumerate(specs)))
         # spectral nodes: one per sinc band after the first 3 x 3 max-pool (70 // 3 = 23 for both models)
-        self.pos_S = nn.Parameter(torch.randn(1, n_sinc // 3, channels))
-        self.master1 = nn.Parameter(torch.randn(1, 1, gat_dims[0]))
-        self.master2 = nn.Parameter(torch.randn(1, 1, gat_dims[0]))
-
-        self.GAT_layer_S = GraphAttention(channels, gat_dims[0], temperature=temps[0])
-        self.GAT_layer_T = GraphAttention(channels, gat_dims[0], temperature=temps[1])
-        self.HtrgGAT_layer_ST11 = HeterogeneousGraphAttention(gat_dims[0], gat_dims[1], temperature=temps[2])
-        self.HtrgGAT_layer_ST12 = HeterogeneousGraphAttention(gat_dims[1], gat_dims[1], temperature=temps[2])
-        self.HtrgGAT_layer_ST21 = HeterogeneousGraphAttention(gat_dims[0], gat_dims[1], temperature=temps[2])
-        self.HtrgGAT_layer_ST22 = HeterogeneousGraphAttention(gat_dims[1], gat_dims[1], temperature=temps[2])
-
-        self.pool_S = GraphPool(pools[0], gat_dims[0])
-        self.pool_T = GraphPool(pools[1], gat_dims[0])
-        self.pool_hS1 = GraphPool(pools[2], gat_dims[1])
-        self.pool_hT1 = GraphPool(pools[2], gat_dims[1])
-        self.pool_hS2 = GraphPool(pools[2], gat_dims[1])
-        self.pool_hT2 = GraphPool(pools[2], gat_dims[1])
-
-        self.drop_way = nn.Dropout(0.2)
-        self.drop = nn.Dropout(0.5)
-        self.out_layer = nn.Linear(5 * gat_dims[1], 2)
+        self._build_back_end(channels, n_sinc // 3, gat_dims, pools, temps)
 
     def forward(self, waveform: Tensor, freq_mask_rng: np.random.Generator | None = None) -> Tensor:
         return self.out_layer(self.drop(self.embed(waveform, freq_mask_rng)))
@@ -373,31 +412,7 @@ class AASIST(nn.Module):
 
     def graph_embed(self, e: Tensor) -> Tensor:
         """The utterance embedding (see :meth:`embed`) from the encoder's feature maps."""
-        spectral = self.pool_S(self.GAT_layer_S(e.amax(dim=3).transpose(1, 2) + self.pos_S))
-        temporal = self.pool_T(self.GAT_layer_T(e.amax(dim=2).transpose(1, 2)))
-
-        batch = e.shape[0]
-        t1, s1, m1 = self._branch(temporal, spectral, self.master1.expand(batch, -1, -1),
-                                  self.HtrgGAT_layer_ST11, self.HtrgGAT_layer_ST12, self.pool_hT1, self.pool_hS1)
-        t2, s2, m2 = self._branch(temporal, spectral, self.master2.expand(batch, -1, -1),
-                                  self.HtrgGAT_layer_ST21, self.HtrgGAT_layer_ST22, self.pool_hT2, self.pool_hS2)
-        temporal = torch.maximum(self.drop_way(t1), self.drop_way(t2))
-        spectral = torch.maximum(self.drop_way(s1), self.drop_way(s2))
-        master = torch.maximum(self.drop_way(m1), self.drop_way(m2))
-
-        hidden = torch.cat([temporal.abs().amax(dim=1), temporal.mean(dim=1),
-                            spectral.abs().amax(dim=1), spectral.mean(dim=1), master.squeeze(1)], dim=1)
-        return hidden
-
-    @staticmethod
-    def _branch(temporal: Tensor, spectral: Tensor, master: Tensor, first: HeterogeneousGraphAttention,
-                second: HeterogeneousGraphAttention, pool_t: GraphPool, pool_s: GraphPool
-                ) -> tuple[Tensor, Tensor, Tensor]:
-        """One inference branch: HS-GAL, graph pooling, then a second HS-GAL added as a residual."""
-        temporal, spectral, master = first(temporal, spectral, master)
-        temporal, spectral = pool_t(temporal), pool_s(spectral)
-        t_aug, s_aug, m_aug = second(temporal, spectral, master)
-        return temporal + t_aug, spectral + s_aug, master + m_aug
+        return self.read_graph(e.amax(dim=3).transpose(1, 2), e.amax(dim=2).transpose(1, 2))
 
 
 def count_trainable_parameters(model: nn.Module) -> int:

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from apallm.cm.aasist import GraphAttention, GraphPool, HeterogeneousGraphAttention, ResidualBlock
+from apallm.cm.aasist import GraphBackEnd, ResidualBlock
 
 #: the SSL model types the front-end accepts (``model_type`` of their ``transformers`` configuration)
 SSL_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
@@ -169,7 +169,7 @@ class _UnpooledResidualBlock(ResidualBlock):
         return out + (x if self.conv_downsample is None else self.conv_downsample(x))
 
 
-class SSLAASIST(nn.Module):
+class SSLAASIST(GraphBackEnd):
     """SSL encoder + AASIST back-end: ``forward(waveform)`` maps ``(B, L)`` 16 kHz audio to ``(B, 2)``
     logits ``[spoof, bona fide]``. See the module docstring for the pipeline.
 
@@ -203,25 +203,8 @@ class SSLAASIST(nn.Module):
         self.attention = nn.Sequential(nn.Conv2d(channels, 2 * channels, kernel_size=1), nn.SELU(),
                                        nn.BatchNorm2d(2 * channels), nn.Conv2d(2 * channels, channels, kernel_size=1))
 
-        gat_dims, pools, temps = config.gat_dims, config.pool_ratios, config.temperatures
-        self.pos_S = nn.Parameter(torch.randn(1, config.spectral_nodes, channels))
-        self.master1 = nn.Parameter(torch.randn(1, 1, gat_dims[0]))
-        self.master2 = nn.Parameter(torch.randn(1, 1, gat_dims[0]))
-        self.GAT_layer_S = GraphAttention(channels, gat_dims[0], temperature=temps[0])
-        self.GAT_layer_T = GraphAttention(channels, gat_dims[0], temperature=temps[1])
-        self.HtrgGAT_layer_ST11 = HeterogeneousGraphAttention(gat_dims[0], gat_dims[1], temperature=temps[2])
-        self.HtrgGAT_layer_ST12 = HeterogeneousGraphAttention(gat_dims[1], gat_dims[1], temperature=temps[2])
-        self.HtrgGAT_layer_ST21 = HeterogeneousGraphAttention(gat_dims[0], gat_dims[1], temperature=temps[2])
-        self.HtrgGAT_layer_ST22 = HeterogeneousGraphAttention(gat_dims[1], gat_dims[1], temperature=temps[2])
-        self.pool_S = GraphPool(pools[0], gat_dims[0])
-        self.pool_T = GraphPool(pools[1], gat_dims[0])
-        self.pool_hS1 = GraphPool(pools[2], gat_dims[1])
-        self.pool_hT1 = GraphPool(pools[2], gat_dims[1])
-        self.pool_hS2 = GraphPool(pools[2], gat_dims[1])
-        self.pool_hT2 = GraphPool(pools[2], gat_dims[1])
-        self.drop_way = nn.Dropout(0.2)
-        self.drop = nn.Dropout(0.5)
-        self.out_layer = nn.Linear(5 * gat_dims[1], 2)
+        self._build_back_end(channels, config.spectral_nodes, config.gat_dims, config.pool_ratios,
+                             config.temperatures)
 
     # ------------------------------------------------------------------ front-end
     def load_ssl_weights(self, source: str) -> None:
@@ -257,29 +240,9 @@ class SSLAASIST(nn.Module):
         x = F.selu(self.first_bn(x))
         x = F.selu(self.first_bn1(self.encoder(x)))  # (B, C, F, T)
         w = self.attention(x)
-        spectral = torch.sum(x * torch.softmax(w, dim=-1), dim=-1).transpose(1, 2) + self.pos_S  # (B, F, C)
+        spectral = torch.sum(x * torch.softmax(w, dim=-1), dim=-1).transpose(1, 2)  # (B, F, C)
         temporal = torch.sum(x * torch.softmax(w, dim=-2), dim=-2).transpose(1, 2)  # (B, T, C)
-        spectral = self.pool_S(self.GAT_layer_S(spectral))
-        temporal = self.pool_T(self.GAT_layer_T(temporal))
-
-        batch = waveform.shape[0]
-        t1, s1, m1 = self._branch(temporal, spectral, self.master1.expand(batch, -1, -1),
-                                  self.HtrgGAT_layer_ST11, self.HtrgGAT_layer_ST12, self.pool_hT1, self.pool_hS1)
-        t2, s2, m2 = self._branch(temporal, spectral, self.master2.expand(batch, -1, -1),
-                                  self.HtrgGAT_layer_ST21, self.HtrgGAT_layer_ST22, self.pool_hT2, self.pool_hS2)
-        temporal = torch.maximum(self.drop_way(t1), self.drop_way(t2))
-        spectral = torch.maximum(self.drop_way(s1), self.drop_way(s2))
-        master = torch.maximum(self.drop_way(m1), self.drop_way(m2))
-        hidden = torch.cat([temporal.abs().amax(dim=1), temporal.mean(dim=1),
-                            spectral.abs().amax(dim=1), spectral.mean(dim=1), master.squeeze(1)], dim=1)
-        return self.out_layer(self.drop(hidden))
-
-    @staticmethod
-    def _branch(temporal, spectral, master, first, second, pool_t, pool_s):
-        temporal, spectral, master = first(temporal, spectral, master)
-        temporal, spectral = pool_t(temporal), pool_s(spectral)
-        t_aug, s_aug, m_aug = second(temporal, spectral, master)
-        return temporal + t_aug, spectral + s_aug, master + m_aug
+        return self.out_layer(self.drop(self.read_graph(spectral, temporal)))
 
 
 def pretrained_ssl_config(source: str) -> dict:
