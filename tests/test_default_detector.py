@@ -184,3 +184,8 @@ def test_recalibration_folds_each_backbones_log_odds_fit_into_one_linear_head():
         (z - z.mean(0)) / z.std(0), y)
     expected = reference.predict_proba((z - z.mean(0)) / z.std(0))[:, 1]
     np.testing.assert_allclose(head.predict(x), expected, atol=1e-6)
+
+
+def test_default_detector_refuses_audio_not_at_16_khz(detector):
+    with pytest.raises(ValueError, match="default detector takes 16000 Hz audio, got 8000 Hz"):
+        detector.score([load_audio(example_path(), target_sample_rate=8000)])

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apallm.audio import TARGET_SAMPLE_RATE, Clip
-from apallm.cm.detector import CMDetector, fixed_crop
+from apallm.audio import Clip
+from apallm.cm.detector import CMDetector, fixed_crop, require_sample_rate
 from apallm.detectors import Detector, register_detector
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights" / "default"
@@ -172,10 +172,7 @@ class DefaultDetector(Detector):
                              f"{expected}")
 
     def features(self, clips: Sequence[Clip]) -> np.ndarray:
-        for clip in clips:
-            if clip.sample_rate != TARGET_SAMPLE_RATE:
-                raise ValueError(f"{clip.id}: the default detector takes {TARGET_SAMPLE_RATE} Hz audio, got "
-                                 f"{clip.sample_rate} Hz (load it with apallm.load_audio)")
+        require_sample_rate(clips, "the default detector takes")
         parts = [embed_clips(b, [c.waveform for c in clips], self.recipe.crop, self.recipe.max_crops)
                  for b in self.backbones]
         if self.recipe.cues:

@@ -29,6 +29,14 @@ def fixed_crop(waveform: np.ndarray, num_samples: int) -> np.ndarray:
     return np.tile(waveform, -(-num_samples // len(waveform)))[:num_samples]
 
 
+def require_sample_rate(clips: Sequence[Clip], who: str) -> None:
+    """Raise ``ValueError`` naming the first clip that is not at 16 kHz (``who``: e.g. "countermeasures take")."""
+    for clip in clips:
+        if clip.sample_rate != TARGET_SAMPLE_RATE:
+            raise ValueError(f"{clip.id}: {who} {TARGET_SAMPLE_RATE} Hz audio, got {clip.sample_rate} Hz "
+                             "(load it with apallm.load_audio)")
+
+
 class CMDetector(Detector):
     """A countermeasure checkpoint (see :func:`apallm.cm.load_cm`) that scores clips.
 
@@ -58,10 +66,7 @@ class CMDetector(Detector):
 
     def logits(self, clips: Sequence[Clip]) -> np.ndarray:
         """``(len(clips), 2)`` float array of logits, column 0 = spoof, column 1 = bona fide."""
-        for clip in clips:
-            if clip.sample_rate != TARGET_SAMPLE_RATE:
-                raise ValueError(f"{clip.id}: countermeasures take {TARGET_SAMPLE_RATE} Hz audio, got "
-                                 f"{clip.sample_rate} Hz (load it with apallm.load_audio)")
+        require_sample_rate(clips, "countermeasures take")
         out = np.empty((len(clips), 2), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(clips), self.batch_size):
