@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import shutil
 import time
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from apallm.cm.train import (
     CMTrainConfig,
     build_model,
     class_weights_from_labels,
+    learning_rate,
     make_optimizer,
     random_crop,
     train_cm,
@@ -210,3 +214,38 @@ def test_cli_trains_the_tiny_config_end_to_end(tmp_path, capsys):
     assert "epoch 1/1" in out and "best checkpoint:" in out
     assert load_cm(tmp_path / "out" / "best").config.nb_samp == 16000
     assert main(["train", "cm", "--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_cosine_schedule_warms_up_then_anneals_to_min_lr_and_constant_stays():
+    cfg = CMTrainConfig.from_dict({"train_manifest": "x", "output_dir": "y", "lr": 1e-4, "lr_schedule": "cosine",
+                                   "min_lr": 5e-6, "warmup_steps": 4})
+    lrs = [learning_rate(cfg, s, 24) for s in range(24)]
+    assert lrs[:4] == pytest.approx([2.5e-5, 5e-5, 7.5e-5, 1e-4])
+    assert lrs[4] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(5e-6)
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:], strict=False))  # strictly falling after the warm-up
+    assert lrs[14] == pytest.approx(5e-6 + 0.5 * (1e-4 - 5e-6) * (1 + np.cos(np.pi * 10 / 19)))
+    flat = CMTrainConfig.from_dict({"train_manifest": "x", "output_dir": "y", "lr": 3e-4})
+    assert {learning_rate(flat, s, 10) for s in range(10)} == {3e-4}
+    with pytest.raises(ValueError, match="lr_schedule"):
+        CMTrainConfig.from_dict({"train_manifest": "x", "output_dir": "y", "lr_schedule": "step"})
+    with pytest.raises(ValueError, match="min_lr"):
+        CMTrainConfig.from_dict({"train_manifest": "x", "output_dir": "y", "lr": 1e-4, "min_lr": 1e-3})
+
+
+def test_training_follows_the_schedule_and_resume_continues_it(tmp_path):
+    cfg = tiny_config(tmp_path, epochs=3, lr_schedule="cosine", min_lr=0.0)
+    train_cm(cfg, progress=lambda _: None)
+    history = [json.loads(line) for line in (Path(cfg.output_dir) / "history.jsonl").read_text().splitlines()]
+    per_epoch = math.ceil(len(read_labelled(cfg.train_manifest)) / cfg.batch_size)
+    expected = [learning_rate(cfg, e * per_epoch - 1, 3 * per_epoch) for e in (1, 2, 3)]
+    assert [h["lr"] for h in history] == pytest.approx(expected)
+    assert history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    # a run that died during epoch 3 and is resumed ends on the same curve
+    out = Path(cfg.output_dir)
+    shutil.rmtree(out / "epoch-003")
+    kept = (out / "history.jsonl").read_text().splitlines()[:2]
+    (out / "history.jsonl").write_text("".join(line + "\n" for line in kept))
+    train_cm(dataclasses.replace(cfg, resume=True), progress=lambda _: None)
+    resumed = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in resumed] == [1, 2, 3]
+    assert [h["lr"] for h in resumed] == pytest.approx(expected)

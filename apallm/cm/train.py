@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 LABEL_INDEX = {"bonafide": BONAFIDE_INDEX, "spoof": SPOOF_INDEX}
 OPTIMIZERS = ("adam", "sam", "asam")
+LR_SCHEDULES = ("constant", "cosine")
 OPTIMIZER_FILE = "optimizer.safetensors"
 
 
@@ -59,6 +60,9 @@ class CMTrainConfig:
     ``optimizer``: ``adam``, ``sam`` (sharpness-aware minimisation, Foret et al. 2021) or ``asam``
     (adaptive SAM, Kwon et al. 2021) around Adam; ``sam_rho`` is the radius of the weight perturbation
     (``null``: 0.05 for SAM, 0.5 for ASAM, the values those papers recommend).
+    ``lr_schedule``: ``constant`` or ``cosine``: per optimisation step, ``lr`` annealed to ``min_lr`` along a
+    half cosine over the run (the published AASIST recipe: Adam at 1e-4 to 5e-6); ``warmup_steps`` first rise
+    linearly from 0. The rate is a function of the step alone, so ``resume`` continues the same curve.
     ``rawboost``: null, or ``{"algorithm": 1..8, ...RawBoostConfig fields}``.
     ``codec``: null, or ``{"probability": p, "codecs": [...], "compression": [lo, hi]}``: with probability
     ``p`` a training clip (of either label) goes through a codec or telephone-channel round trip
@@ -82,6 +86,9 @@ class CMTrainConfig:
     batch_size: int = 24
     eval_batch_size: int | None = None
     lr: float = 1e-4
+    lr_schedule: str = "constant"  # constant | cosine (per step, from lr down to min_lr)
+    min_lr: float = 0.0
+    warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps, before the schedule
     weight_decay: float = 1e-4
     betas: tuple = (0.9, 0.999)
     class_weights: str | list | None = "auto"
@@ -118,6 +125,11 @@ class CMTrainConfig:
         cfg = cls(**data)
         if cfg.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+        if cfg.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {cfg.lr_schedule!r}")
+        if not 0 <= cfg.min_lr <= cfg.lr or cfg.warmup_steps < 0:
+            raise ValueError(f"need 0 <= min_lr <= lr and warmup_steps >= 0, got min_lr={cfg.min_lr}, lr={cfg.lr}, "
+                             f"warmup_steps={cfg.warmup_steps}")
         if isinstance(cfg.class_weights, str) and cfg.class_weights != "auto":
             raise ValueError(f"class_weights must be 'auto', null or [spoof, bonafide], got {cfg.class_weights!r}")
         if base_dir is not None:  # a relative path that does not exist here may be relative to the config
@@ -289,6 +301,17 @@ def frozen_batch_norm_statistics(model: nn.Module):
         for module, momentum, tracked in saved:
             module.momentum = momentum
             module.num_batches_tracked.copy_(tracked)
+
+
+def learning_rate(cfg: CMTrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimisation step ``step`` (0-based) of ``total_steps`` (see ``lr_schedule``)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    span = max(total_steps - cfg.warmup_steps - 1, 1)
+    progress = min((step - cfg.warmup_steps) / span, 1.0)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
 def make_optimizer(cfg: CMTrainConfig, model: nn.Module) -> torch.optim.Optimizer | SAM:
@@ -504,6 +527,8 @@ def train_cm(cfg: CMTrainConfig, progress: Callable[[str], None] = print) -> Pat
     eval_loader = torch.utils.data.DataLoader(dev_set, batch_size=cfg.eval_batch_size or cfg.batch_size,
                                               num_workers=cfg.num_workers)
     run_config = _jsonable(cfg)
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
     for epoch in range(start_epoch, cfg.epochs + 1):
         began = time.perf_counter()
         torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -515,7 +540,10 @@ def train_cm(cfg: CMTrainConfig, progress: Callable[[str], None] = print) -> Pat
             else None
         model.train()
         losses = []
-        for x, y in loader:
+        for i, (x, y) in enumerate(loader):
+            lr = learning_rate(cfg, (epoch - 1) * steps_per_epoch + i, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             losses.append(train_step(model, optimizer, x.to(device), torch.as_tensor(y).to(device), loss_fn,
                                      mask_rng, cfg.grad_clip))
         if cfg.bn_recalibration:
@@ -524,7 +552,7 @@ def train_cm(cfg: CMTrainConfig, progress: Callable[[str], None] = print) -> Pat
         improved = eer < best_eer
         if improved:
             best_eer, best_epoch = eer, epoch
-        record = {"epoch": epoch, "loss": float(np.mean(losses)), "dev_eer": eer, "best_eer": best_eer,
+        record = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": lr, "dev_eer": eer, "best_eer": best_eer,
                   "best_epoch": best_epoch, "seconds": round(time.perf_counter() - began, 3)}
         provenance = {"source": "apallm train cm", "epoch": epoch, "dev_eer": eer, "run_config": run_config}
         folder = save_cm(model, output_dir / f"epoch-{epoch:03d}", name=_name(cfg), provenance=provenance)
