@@ -197,3 +197,39 @@ def test_shipped_tiny_configs_parse():
         assert json.loads(Path(cfg.deepspeed).read_text())["zero_optimization"]["stage"] == stage
     with pytest.raises(ValueError, match="unknown SFT config keys"):
         SFTConfig.from_dict({"model": "x", "train_manifest": "y", "output_dir": "z", "lr": 1})
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("sft/*.yaml")) + sorted((REPO / "configs").glob(
+    "grpo/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_gives_valid_training_arguments(path, tmp_path):
+    """The ``training`` keys of a shipped recipe are accepted by this transformers' TrainingArguments (the 3B
+    configs once asked for ``warmup_ratio``, which transformers 5 no longer has)."""
+    from apallm.allm.registry import build_tiny
+    from apallm.training.grpo import GRPOConfig
+    from apallm.training.sft import training_arguments
+
+    kind = GRPOConfig if path.parent.name == "grpo" else SFTConfig
+    cfg = kind.from_yaml(path, {"output_dir": str(tmp_path), "deepspeed": None})
+    model, _ = build_tiny("tiny-qwen2_5-omni")
+    args = training_arguments(cfg, model)
+    for key, value in cfg.training.items():
+        if key.endswith("_kwargs"):
+            continue
+        assert getattr(args, key) == value or str(getattr(args, key)).endswith(str(value)), key
+
+
+def test_lm_only_lora_targets_match_the_decoder_in_both_transformers_5_layouts():
+    """transformers 5.17 names the thinker's decoder ``model.layers``, 5.24 ``model.language_model.layers``; the
+    towers (``audio_tower.layers``, ``visual.blocks``) and the head never match."""
+    import re
+
+    from apallm.training.sft import LM_ONLY_TARGETS
+
+    pattern = LM_ONLY_TARGETS["qwen2_5_omni"]
+    for lm in ("model.layers.3", "model.language_model.layers.3", "thinker.model.layers.0"):
+        for proj in ("self_attn.q_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.down_proj"):
+            assert re.fullmatch(pattern, f"{lm}.{proj}"), f"{lm}.{proj}"
+    for name in ("audio_tower.layers.3.self_attn.q_proj", "audio_tower.layers.0.fc1", "visual.blocks.2.attn.qkv",
+                 "visual.blocks.2.mlp.gate_proj", "lm_head", "model.layers.3.self_attn", "model.embed_tokens",
+                 "audio_tower.proj", "visual.merger.mlp.0"):
+        assert not re.fullmatch(pattern, name), name

@@ -29,9 +29,10 @@ from apallm.evidence import EvidenceConfig, SpectrogramConfig
 log = logging.getLogger(__name__)
 
 #: LoRA on the language model only: attention and MLP projections of the decoder layers; the audio
-#: encoder and the vision tower stay frozen (their modules do not match)
+#: encoder and the vision tower stay frozen (their modules do not match). The decoder is ``model.layers``
+#: in transformers up to 5.17 and ``model.language_model.layers`` later; both match.
 LM_ONLY_TARGETS = {
-    "qwen2_5_omni": r".*language_model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)"
+    "qwen2_5_omni": r"(?:.*\.)?(?:language_model|model)\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)"
                     r"|mlp\.(gate_proj|up_proj|down_proj))",
 }
 LM_ONLY_TARGETS["qwen2_audio"] = LM_ONLY_TARGETS["qwen2_5_omni"]
