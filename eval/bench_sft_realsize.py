@@ -226,14 +226,17 @@ class CountingCollator:
     """Wraps the SFT collator unchanged; records each batch's padded length, real tokens and answer tokens."""
 
     def __init__(self, collator):
+        from apallm.allm.base import IGNORE_INDEX
+
         self.collator = collator
+        self.ignore_index = IGNORE_INDEX
         self.batches: list[dict] = []
 
     def __call__(self, items):
         batch = self.collator(items)
         self.batches.append({"seq_len": int(batch["input_ids"].shape[1]),
                              "tokens": int(batch["attention_mask"].sum()),
-                             "answer_tokens": int((batch["labels"] != -100).sum())})
+                             "answer_tokens": int((batch["labels"] != self.ignore_index).sum())})
         return batch
 
 

@@ -155,25 +155,18 @@ class CropSet(torch.utils.data.Dataset):
 def spoof_log_odds(model, waves: list[np.ndarray], device, batch: int = 64) -> np.ndarray:
     """The default detector's score: spoof minus bona fide logit, averaged over each clip's crops."""
     from apallm.cm.aasist import BONAFIDE_INDEX, SPOOF_INDEX
-    crops, owner = [], []
-    for i, w in enumerate(waves):
-        c = crops_of(w)
-        crops.extend(c)
-        owner.extend([i] * len(c))
-    out = []
-    model.eval()
-    with torch.inference_mode():
-        for s in range(0, len(crops), batch):
-            x = torch.from_numpy(np.stack(crops[s:s + batch])).to(device)
-            logits = model(x)
-            out.append((logits[:, SPOOF_INDEX] - logits[:, BONAFIDE_INDEX]).float().cpu().numpy())
-    lo, owner = np.concatenate(out), np.asarray(owner)
-    return np.array([lo[owner == i].mean() for i in range(len(waves))])
+    from apallm.cm.default import mean_over_crops
 
+    def log_odds(x: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        return logits[:, SPOOF_INDEX] - logits[:, BONAFIDE_INDEX]
+
+    model.eval()
+    return mean_over_crops(log_odds, waves, CROP, "windows", 2, batch, device)
 
 def finetune(backbone: Path, waves, labels, variant: Variant, device, seed: int, workers: int):
     from apallm.cm.checkpoint import load_cm
-    from apallm.cm.train import class_weights_from_labels
+    from apallm.cm.train import class_weights_from_labels, train_step
 
     torch.manual_seed(seed)
     model = load_cm(backbone).to(device)
@@ -189,19 +182,16 @@ def finetune(backbone: Path, waves, labels, variant: Variant, device, seed: int,
         data.epoch = epoch
         model.train()
         for x, y in loader:
-            loss = loss_fn(model(x.to(device, non_blocking=True)), y.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train_step(model, opt, x.to(device, non_blocking=True), y.to(device), loss_fn)
             sched.step()
     return model
 
 
 def training_set(meta, waves, variant: Variant, held_out: str | None):
-    from apallm.cm.aasist import BONAFIDE_INDEX, SPOOF_INDEX
+    from apallm.cm.train import LABEL_INDEX
     keep = [i for i, m in enumerate(meta) if m["group"] != held_out and (variant.local or not m["local"])
             and (variant.codec or not m["copy"])]
-    return [waves[i] for i in keep], [SPOOF_INDEX if meta[i]["label"] == "spoof" else BONAFIDE_INDEX for i in keep]
+    return [waves[i] for i in keep], [LABEL_INDEX[meta[i]["label"]] for i in keep]
 
 
 def loso(args) -> None:

@@ -71,23 +71,30 @@ def clip_crops(waveform: np.ndarray, num_samples: int, policy: str, max_crops: i
     return np.stack([waveform[s:s + num_samples] for s in starts])
 
 
-def embed_clips(backbone: CMDetector, waveforms: Sequence[np.ndarray], policy: str = "first",
-                max_crops: int = 4) -> np.ndarray:
-    """``(len(waveforms), dim)`` backbone embeddings (16 kHz waveforms), each averaged over its crops."""
+def mean_over_crops(fn, waveforms: Sequence[np.ndarray], num_samples: int, policy: str, max_crops: int,
+                    batch_size: int, device: str | torch.device = "cpu") -> np.ndarray:
+    """``fn`` (a batch of crops -> a row or a value per crop) on each waveform's :func:`clip_crops`, averaged per
+    waveform: ``(len(waveforms), ...)``."""
     crops, owner = [], []
     for i, wave in enumerate(waveforms):
-        c = clip_crops(np.asarray(wave, dtype=np.float32), backbone.crop_samples, policy, max_crops)
+        c = clip_crops(np.asarray(wave, dtype=np.float32), num_samples, policy, max_crops)
         crops.extend(c)
         owner.extend([i] * len(c))
     out = []
     with torch.inference_mode():
-        for start in range(0, len(crops), backbone.batch_size):
-            batch = torch.from_numpy(np.stack(crops[start:start + backbone.batch_size])).to(backbone.device)
-            out.append(backbone.model.embed(batch).float().cpu().numpy())
-    emb = np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+        for start in range(0, len(crops), batch_size):
+            batch = torch.from_numpy(np.stack(crops[start:start + batch_size])).to(device)
+            out.append(fn(batch).float().cpu().numpy())
+    values = np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
     owner = np.asarray(owner)
-    return np.stack([emb[owner == i].mean(axis=0) for i in range(len(waveforms))]).astype(np.float32)
+    return np.stack([values[owner == i].mean(axis=0) for i in range(len(waveforms))])
 
+
+def embed_clips(backbone: CMDetector, waveforms: Sequence[np.ndarray], policy: str = "first",
+                max_crops: int = 4) -> np.ndarray:
+    """``(len(waveforms), dim)`` backbone embeddings (16 kHz waveforms), each averaged over its crops."""
+    return mean_over_crops(backbone.model.embed, waveforms, backbone.crop_samples, policy, max_crops,
+                           backbone.batch_size, backbone.device).astype(np.float32)
 
 def cue_vector(clip: Clip, names: Sequence[str]) -> np.ndarray:
     """The named cue values of ``clip`` (NaN where a cue could not be measured)."""
