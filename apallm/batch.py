@@ -11,10 +11,7 @@
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
-import io
 import json
 import os
 import time
@@ -24,6 +21,7 @@ from pathlib import Path
 
 from apallm.audio import AUDIO_EXTENSIONS, load_audio
 from apallm.errors import AudioError
+from apallm.report import write_html_report
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
@@ -297,79 +295,6 @@ def write_csv(records: Sequence[dict], path: str | os.PathLike) -> Path:
                              "score": r.get("score"), "frequency": rationale.get("frequency"),
                              "time": rationale.get("time"), "detector": r.get("detector"),
                              "error": r.get("error"), "message": r.get("message")})
-    return path
-
-
-def _png_data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _thumbnail(path: str) -> str | None:
-    from apallm.evidence import SpectrogramConfig, render_spectrogram
-
-    try:
-        clip = load_audio(path)
-    except AudioError:
-        return None
-    spec = render_spectrogram(clip.waveform[: 30 * clip.sample_rate], clip.sample_rate,
-                              SpectrogramConfig(width=224, height=224))
-    return _png_data_uri(spec.png)
-
-
-def _histogram(scores: Sequence[float]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 2.4), dpi=100)
-    ax.hist(scores, bins=20, range=(0, 1), color="#7a3b8f")
-    ax.set_xlabel("score = P(spoof)")
-    ax.set_ylabel("clips")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return _png_data_uri(buf.getvalue())
-
-
-def write_html_report(records: Sequence[dict], path: str | os.PathLike, title: str = "apallm batch report",
-                      thumbnails: bool = True) -> Path:
-    """A self-contained page (images inline): summary counts, score histogram, one table row per input."""
-    ok = [r for r in records if "error" not in r]
-    errors = [r for r in records if "error" in r]
-    spoof = sum(r["label"] == "spoof" for r in ok)
-    rows = []
-    for r in records:
-        esc = html.escape
-        if "error" in r:
-            cells = (f"<td>{esc(r['id'])}</td><td>{esc(str(r.get('path', '')))}</td><td class=err>error</td><td></td>"
-                     f"<td class=err>{esc(r['error'])}: {esc(str(r.get('message', '')))}</td><td></td>")
-        else:
-            thumb = _thumbnail(r["path"]) if thumbnails else None
-            img = f"<img src='{thumb}' width=112 height=112 alt='spectrogram'>" if thumb else ""
-            rat = r.get("rationale") or {}
-            cells = (f"<td>{esc(r['id'])}</td><td>{esc(str(r.get('path', '')))}</td>"
-                     f"<td class={r['label']}>{r['label']}</td><td>{r['score']:.3f}</td>"
-                     f"<td><b>Frequency:</b> {esc(rat.get('frequency', ''))}<br><b>Time:</b> {esc(rat.get('time', ''))}"
-                     f"</td><td>{img}</td>")
-        rows.append(f"<tr>{cells}</tr>")
-    hist = f"<img src='{_histogram([r['score'] for r in ok])}' alt='score histogram'>" if ok else ""
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:13px}}
-.spoof{{color:#b00;font-weight:bold}}.bonafide{{color:#070;font-weight:bold}}.err{{color:#a50}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<p id="summary">{len(records)} clips: {spoof} spoof, {len(ok) - spoof} bona fide, {len(errors)} errors</p>
-{hist}
-<table id="results"><thead><tr><th>file</th><th>path</th><th>label</th><th>score</th><th>rationale</th>
-<th>spectrogram</th></tr></thead><tbody>
-{chr(10).join(rows)}
-</tbody></table></body></html>
-"""
-    path = Path(path)
-    path.write_text(page, encoding="utf-8")
     return path
 
 
