@@ -69,6 +69,11 @@ def _flags(record: dict) -> list[str]:
     return [str(f) for f in flags] if isinstance(flags, (list, tuple)) else [str(flags)]
 
 
+def _uncertain(record: dict) -> bool:
+    """A verdict (not an abstention or an error) whose score lies in the uncertain band."""
+    return bool(record.get("uncertain")) and "error" not in record and record.get("label") in ("bonafide", "spoof")
+
+
 def _truth(record: dict) -> str | None:
     truth = record.get("true_label")
     return str(truth) if truth not in (None, "") else None
@@ -115,7 +120,7 @@ def thumbnail_png(path: str) -> bytes | None:
 
 def _summary(records: Sequence[dict], has_truth: bool) -> str:
     kinds = Counter(_kind(r) for r in records)
-    uncertain = sum(bool(r.get("uncertain")) and "error" not in r for r in records)
+    uncertain = sum(_uncertain(r) for r in records)
     parts = [f"<b>{len(records)} clips:</b>",
              f"<span class=c-spoof>{kinds['spoof']} spoof</span>,",
              f"<span class=c-bonafide>{kinds['bonafide']} bona fide</span>,",
@@ -197,7 +202,7 @@ def _head(has_truth: bool, thumbnails: bool) -> str:
 def _row(number: int, r: dict, has_truth: bool, thumbnails: bool, thumb: str | None) -> str:
     esc = html.escape
     kind, flags, correct = _kind(r), _flags(r), _correct(r)
-    uncertain = bool(r.get("uncertain")) and kind != "error"
+    uncertain = _uncertain(r)
     attrs = f"data-label='{esc(kind or '-')}'" + (" data-uncertain=1" if uncertain else "")
     if flags:
         attrs += f" data-flags='{esc(' '.join(flags))}'"
