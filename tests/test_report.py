@@ -105,6 +105,9 @@ def test_new_fields_no_speech_uncertain_flags_and_errors(tmp_path):
     summary = page.split("id=summary>")[1].split("</p>")[0]
     assert "8 clips:" in summary and "3 spoof" in summary and "3 bona fide" in summary
     assert "2 uncertain" in summary and "1 no speech" in summary and "1 errors" in summary
+    abstained = write_html_report([_record(0, label="no_speech", score=None, uncertain=True)], tmp_path / "a.html",
+                                  thumbnails=False).read_text()
+    assert "data-uncertain" not in abstained and "0 uncertain" in abstained  # uncertain only qualifies a verdict
     flag_options = re.findall(r"<option value='([^']*)'", page.split("id=f-flag>")[1].split("</select>")[0])
     assert flag_options == ["", "*", "-", "clipped", "dc_offset", "no_speech", "silent"]
 
