@@ -1,7 +1,9 @@
 """Batch explanation: thousands of clips to a JSONL of verdicts that survives crashes, with reports.
 
-- Inputs: a folder (recursive, audio extensions), a manifest (.jsonl/.csv/.tsv with ``path`` and optional
-  ``id``) or a list file (one path per line). Every input gets a stable id.
+- Inputs (:mod:`apallm.inputs`): a folder (recursive, audio extensions), a table (.tsv/.csv/.jsonl with a
+  ``path`` column; ``id``, ``label`` and any other columns optional) or a list file (one path per line). Every
+  input gets a stable, unique id (``id`` column, else the path below the folder without suffix); a record
+  carries the input's label as ``true_label``.
 - Each record (a verdict, or an error record with the specific error) is one line written by a single
   ``write`` on an append-only file and flushed, so a SIGKILL loses at most the clips in flight and leaves
   no partial line; ``resume`` skips the ids already written (and drops a torn last line if one exists).
@@ -16,61 +18,15 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from apallm.audio import AUDIO_EXTENSIONS, load_audio
+from apallm.audio import load_audio
 from apallm.errors import AudioError
+from apallm.inputs import LIST_SUFFIXES, InputError, Item, collect_inputs  # noqa: F401  (re-exported)
 from apallm.report import write_html_report
 
-LIST_SUFFIXES = (".txt", ".lst", ".list")
-
-
-@dataclass(frozen=True)
-class Item:
-    id: str
-    path: str
-
-
 # ------------------------------------------------------------------------------------------------ inputs
-
-def collect_inputs(source: str | os.PathLike) -> list[Item]:
-    """The inputs of a folder, a manifest or a list file, in a stable order, with unique ids."""
-    source = Path(source)
-    if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-        items = [Item(str(p.relative_to(source).with_suffix("")), str(p)) for p in files]
-    elif source.suffix.lower() in LIST_SUFFIXES:
-        lines = [ln.strip() for ln in source.read_text(encoding="utf-8").splitlines()]
-        paths = [ln for ln in lines if ln and not ln.startswith("#")]
-        items = [Item(_id_from_path(p, n), str(_resolve(p, source))) for n, p in enumerate(paths)]
-    elif source.is_file():
-        from apallm.datasets.manifest import iter_records, resolve_path
-
-        items = []
-        for number, record in iter_records(source):
-            if not record.get("path"):
-                raise ValueError(f"{source}:{number}: a manifest row needs 'path'")
-            item_id = str(record.get("id") or Path(record["path"]).with_suffix("").as_posix())
-            items.append(Item(item_id, str(resolve_path(record["path"], source))))
-    else:
-        raise FileNotFoundError(f"{source}: no such folder, manifest or list file")
-    seen: dict[str, int] = {}
-    unique = []
-    for item in items:  # the same stem twice (a list file of paths from several folders): number them
-        n = seen.get(item.id, 0)
-        seen[item.id] = n + 1
-        unique.append(item if n == 0 else Item(f"{item.id}#{n}", item.path))
-    return unique
-
-
-def _id_from_path(path: str, number: int) -> str:
-    return Path(path).with_suffix("").as_posix().lstrip("/") or f"line{number}"
-
-
-def _resolve(path: str, list_file: Path) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else list_file.parent / p
+# reading the inputs (folder, list file, table) and their ids: apallm.inputs
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -137,18 +93,25 @@ class ResultWriter:
 
 
 def verdict_record(item: Item, verdict) -> dict:
+    """The verdict's fields as it gives them (label, score, rationale, detector, then any others), keyed by the
+    item's id and path, with the input's label as ``true_label`` when it has one."""
     data = verdict.to_dict()
-    record = {"id": item.id, "path": item.path, "label": data["label"], "score": data["score"],
-              "rationale": data["rationale"], "detector": data.get("detector")}
-    for key in ("regions", "system", "evidence"):
-        if key in data:
-            record[key] = data[key]
-    return record
+    data.pop("id", None)
+    record = {"id": item.id, "path": item.path, "label": data.pop("label"), "score": data.pop("score"),
+              "rationale": data.pop("rationale"), "detector": data.pop("detector", None), **data}
+    return _with_true_label(record, item)
 
 
 def error_record(item: Item, exc: BaseException) -> dict:
-    return {"id": item.id, "path": item.path, "error": type(exc).__name__,
-            "message": exc.message if isinstance(exc, AudioError) else str(exc)}
+    record = {"id": item.id, "path": item.path, "error": type(exc).__name__,
+              "message": exc.message if isinstance(exc, AudioError) else str(exc)}
+    return _with_true_label(record, item)
+
+
+def _with_true_label(record: dict, item: Item) -> dict:
+    if item.label is not None:
+        record["true_label"] = item.label
+    return record
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -305,12 +268,15 @@ def register(sub) -> None:
         "batch", help="explain a folder, manifest or list of clips into a resumable JSONL",
         description="Explain every input into one JSON record per line (a verdict, or an error record naming the "
                     "specific error: the run goes on past bad files). Records are appended whole, so a killed run "
-                    "loses at most the clips in flight; --resume skips the ids already written.")
-    p.add_argument("input", help="a folder (recursive), a manifest (.jsonl/.csv/.tsv) or a list file (.txt)")
+                    "loses at most the clips in flight; --resume skips the ids already written. Exit status: 0 "
+                    "when every input has a verdict, 1 when any input failed (its error record is in the output), "
+                    "2 when the run could not start.")
+    p.add_argument("input", help="a folder (recursive), a table (.tsv/.csv/.jsonl with a 'path' column; 'id', "
+                                 "'label' and other columns optional) or a list file (.txt, one path a line)")
     p.add_argument("-o", "--out", required=True, type=Path, help="results JSONL")
     _detector_args(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="clips per detector call (8)")
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="process every N-th input from the I-th (or 'auto' from RANK/WORLD_SIZE); the output "
                         "becomes <out>.shardIofN.jsonl; join the shards with apallm batch-merge")
@@ -318,17 +284,18 @@ def register(sub) -> None:
     p.add_argument("--report", type=Path, help="also write a self-contained HTML report")
     p.add_argument("--csv", type=Path, help="also write a CSV table")
     p.add_argument("--no-thumbnails", action="store_true", help="HTML report without spectrogram thumbnails")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_cmd_batch)
 
     m = sub.add_parser("batch-merge", help="join shard result files; check every input is there exactly once",
                        description="Join the shard files of a batch run into one JSONL in input order.")
-    m.add_argument("parts", nargs="+", type=Path)
-    m.add_argument("-o", "--out", required=True, type=Path)
+    m.add_argument("parts", nargs="+", type=Path, metavar="PART",
+                   help="shard result files (<out>.shardIofN.jsonl from apallm batch --shard)")
+    m.add_argument("-o", "--out", required=True, type=Path, help="merged results JSONL")
     m.add_argument("--input", help="the batch INPUT, to check that every input appears exactly once")
-    m.add_argument("--report", type=Path)
-    m.add_argument("--csv", type=Path)
-    m.add_argument("--no-thumbnails", action="store_true")
+    m.add_argument("--report", type=Path, help="also write a self-contained HTML report")
+    m.add_argument("--csv", type=Path, help="also write a CSV table")
+    m.add_argument("--no-thumbnails", action="store_true", help="HTML report without spectrogram thumbnails")
     m.set_defaults(func=_cmd_merge)
 
 
@@ -382,9 +349,10 @@ def _cmd_batch(args) -> int:
         return 2
     records = read_results(out)
     _reports(records, args)
+    failed = sum("error" in r for r in records)  # with --resume, failures of the earlier run count too
     print(f"{counts['total']} inputs: {counts['written']} written now, {counts['skipped']} already done, "
-          f"{counts['errors']} errors -> {out}")
-    return 0
+          f"{failed} failed -> {out}")
+    return 1 if failed else 0
 
 
 def _reports(records, args) -> None:

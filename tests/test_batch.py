@@ -150,9 +150,9 @@ def test_shards_cover_every_input_exactly_once_and_merge_checks_it(folder, tmp_p
 
 
 def test_batch_cli_with_shard_suffix_merge_and_reports(folder, tmp_path, cm_checkpoint, capsys):
-    for index in range(2):
+    for index in range(2):  # each shard holds a bad file: exit status 1
         assert main(["batch", str(folder), "-o", str(tmp_path / "res.jsonl"), "--cm", str(cm_checkpoint),
-                     "--shard", f"{index}/2", "--no-progress"]) == 0
+                     "--shard", f"{index}/2", "--no-progress"]) == 1
     assert (tmp_path / "res.shard0of2.jsonl").is_file() and (tmp_path / "res.shard1of2.jsonl").is_file()
     code = main(["batch-merge", str(tmp_path / "res.shard0of2.jsonl"), str(tmp_path / "res.shard1of2.jsonl"),
                  "-o", str(tmp_path / "res.jsonl"), "--input", str(folder), "--csv", str(tmp_path / "res.csv"),
@@ -160,6 +160,80 @@ def test_batch_cli_with_shard_suffix_merge_and_reports(folder, tmp_path, cm_chec
     assert code == 0 and "8 records (3 errors)" in capsys.readouterr().out
     assert (tmp_path / "res.html").is_file() and len((tmp_path / "res.csv").read_text().splitlines()) == 9
     # no detector named: the one shipped in the package explains the folder
-    assert main(["batch", str(folder), "-o", str(tmp_path / "x.jsonl"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["batch", str(folder), "-o", str(tmp_path / "x.jsonl"), "--no-progress"]) == 1
+    assert "8 inputs: 8 written now, 0 already done, 3 failed" in capsys.readouterr().out
     records = read_results(tmp_path / "x.jsonl")
     assert len(records) == 8 and {r["detector"] for r in records if "error" not in r} == {"apallm-default"}
+
+
+# ------------------------------------------------------------------------------------ inputs of real folders
+
+def repeated_stems(root):
+    """A folder tree whose files share one stem, as real corpora have them (a/00001.wav, b/00001.wav, ...)."""
+    for k, sub in enumerate(("a", "b", "c/d")):
+        (root / sub).mkdir(parents=True)
+        sf.write(root / sub / "00001.wav", speech_like(1.0, seed=k), SR)
+    return root
+
+
+def test_batch_explains_every_clip_of_a_tree_with_repeated_stems(tmp_path, cm_checkpoint, capsys):
+    root = repeated_stems(tmp_path / "corpus")
+    assert main(["batch", str(root), "-o", str(tmp_path / "r.jsonl"), "--cm", str(cm_checkpoint),
+                 "--no-progress"]) == 0
+    assert "3 inputs: 3 written now, 0 already done, 0 failed" in capsys.readouterr().out
+    records = read_results(tmp_path / "r.jsonl")
+    assert [r["id"] for r in records] == ["a/00001", "b/00001", "c/d/00001"]
+    assert all("error" not in r and "true_label" not in r for r in records)
+
+
+@pytest.mark.parametrize("header, rows", [
+    ("path\tlabel", ["corpus/a/00001.wav\tbona fide", "corpus/b/00001.wav\tfake", "corpus/c/d/00001.wav\tspoof"]),
+    ("path\tlabel\tsystem\tsource_repo\tlicense\tduration_s\tsample_rate\tchannels\tnotes\tsource_commit",
+     ["corpus/a/00001.wav\tbonafide\tground_truth\to/r\tCC-BY-4.0\t1.0\t16000\t1\tVCTK recording\tabc",
+      "corpus/b/00001.wav\tspoof\tvits\to/r\tCC-BY-4.0\t1.0\t16000\t1\t\tabc",
+      "corpus/c/d/00001.wav\tspoof\tglow-tts\to/r\tCC-BY-4.0\t1.0\t16000\t1\tTTS\tabc"]),
+], ids=["path-label", "realworld-dev"])
+def test_batch_takes_a_plain_tsv_and_a_realworld_dev_manifest(tmp_path, cm_checkpoint, header, rows):
+    repeated_stems(tmp_path / "corpus")
+    table = tmp_path / "manifest.tsv"
+    table.write_text("\n".join([header, *rows]) + "\n")
+    assert main(["batch", str(table), "-o", str(tmp_path / "r.jsonl"), "--cm", str(cm_checkpoint),
+                 "--no-progress"]) == 0
+    records = read_results(tmp_path / "r.jsonl")
+    assert [(r["id"], r["true_label"]) for r in records] == [
+        ("corpus/a/00001", "bonafide"), ("corpus/b/00001", "spoof"), ("corpus/c/d/00001", "spoof")]
+    assert all(r["label"] in ("bonafide", "spoof") and "input" not in r for r in records)
+
+
+def test_batch_exit_status_says_whether_any_input_failed(tmp_path, cm_checkpoint, capsys):
+    repeated_stems(tmp_path / "corpus")
+    table = tmp_path / "clips.tsv"
+    table.write_text("path\tlabel\ncorpus/a/00001.wav\tspoof\ncorpus/missing.wav\tbonafide\n")
+    args = ["--cm", str(cm_checkpoint), "--no-progress"]
+    assert main(["batch", str(table), "-o", str(tmp_path / "r.jsonl"), *args]) == 1
+    assert "2 inputs: 2 written now, 0 already done, 1 failed" in capsys.readouterr().out
+    records = {r["id"]: r for r in read_results(tmp_path / "r.jsonl")}
+    assert records["corpus/missing"]["error"] and records["corpus/missing"]["true_label"] == "bonafide"
+    assert "error" not in records["corpus/a/00001"] and records["corpus/a/00001"]["true_label"] == "spoof"
+    # a resumed run still reports the failure of the earlier one
+    assert main(["batch", str(table), "-o", str(tmp_path / "r.jsonl"), "--resume", *args]) == 1
+    assert "0 written now, 2 already done, 1 failed" in capsys.readouterr().out
+    table.write_text("path\tlabel\ncorpus/a/00001.wav\tspoof\n")
+    assert main(["batch", str(table), "-o", str(tmp_path / "ok.jsonl"), *args]) == 0
+    # inputs that cannot be read at all: nothing runs, exit status 2 and the row named
+    table.write_text("path\tlabel\ncorpus/a/00001.wav\tmaybe\n")
+    assert main(["batch", str(table), "-o", str(tmp_path / "bad.jsonl"), *args]) == 2
+    assert "clips.tsv:2: label 'maybe' is neither bonafide nor spoof" in capsys.readouterr().err
+    table.write_text("id\tpath\nk\tcorpus/a/00001.wav\nk\tcorpus/b/00001.wav\n")
+    assert main(["batch", str(table), "-o", str(tmp_path / "bad.jsonl"), *args]) == 2
+    assert "id 'k' is used twice: lines 2 and 3" in capsys.readouterr().err
+
+
+def test_batch_and_batch_merge_options_have_help(capsys):
+    for command in (["batch", "--help"], ["batch-merge", "--help"]):
+        with pytest.raises(SystemExit):
+            main(command)
+        text = capsys.readouterr().out
+        options = re.findall(r"^  (-[-\w, ]+?)(?:\s{2,}|\n)(.*)", text, flags=re.M)
+        assert options and all(help_text.strip() or "\n" in opt for opt, help_text in options), text
