@@ -387,12 +387,34 @@ def test_generic_csv_list(tmp_path):
         ("audio/0003", "bonafide", "bonafide", "spk2", "eval")]
     assert entries[0].path == str(root.resolve() / "audio" / "0001.wav")
     (root / "list.csv").write_text("path,label\naudio/0001.wav,maybe\n")
-    with pytest.raises(ProtocolError, match="label 'maybe' is not a known word") as err:
+    with pytest.raises(ProtocolError, match="label 'maybe' is neither bonafide nor spoof") as err:
         build_manifest("generic", root / "list.csv")
     assert err.value.line == 2
     (root / "list.csv").write_text("file,label\naudio/0001.wav,real\n")
     with pytest.raises(ProtocolError, match="header needs path and label"):
         build_manifest("generic", root / "list.csv")
+
+
+def test_generic_list_takes_extra_columns_and_names_clips_relative_to_the_list(tmp_path):
+    # a realworld-dev-shaped TSV: extra columns, 'bona fide' spelled freely, repeated stems, absolute paths
+    for sub in ("a", "b", "c/d"):
+        write_audio(tmp_path / "data" / "audio" / sub / "00001.wav")
+    far = tmp_path / "elsewhere" / "x" / "00001.wav"
+    write_audio(far)
+    table = tmp_path / "data" / "manifest.tsv"
+    table.write_text("path\tlabel\tsystem\tsource_repo\tnotes\n"
+                     "audio/a/00001.wav\tbona fide\tground_truth\towner/repo\tfrom a page\n"
+                     f"{tmp_path / 'data' / 'audio' / 'b' / '00001.wav'}\tfake\tvits\towner/repo\t\n"
+                     "audio/c/d/00001.wav\tspoof\tvits\towner/repo\tx\n"
+                     f"{far}\treal\tground_truth\tother/repo\t\n")
+    entries = build_manifest("generic", table, probe=False)
+    assert [(x.id, x.label, x.attack) for x in entries] == [
+        ("audio/a/00001", "bonafide", "bonafide"), ("audio/b/00001", "spoof", None),
+        ("audio/c/d/00001", "spoof", None), ("elsewhere/x/00001", "bonafide", "bonafide")]
+    assert not any(x.id.startswith("/") for x in entries)
+    table.write_text("id\tpath\tlabel\nk1\taudio/a/00001.wav\tspoof\nk1\taudio/b/00001.wav\tspoof\n")
+    with pytest.raises(ProtocolError, match="id 'k1' is used twice: lines 2 and 3"):
+        build_manifest("generic", table, probe=False)
 
 
 # --------------------------------------------------------------------------------------------- registry

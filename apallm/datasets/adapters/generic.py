@@ -11,17 +11,20 @@ case-insensitively::
 A file with no label word above it is an error (the message names it), so nothing is guessed.
 
 **List** (``ROOT`` is a ``.csv`` or ``.tsv`` file) with a header holding at least ``path`` and ``label``,
-and optionally ``id``, ``attack``, ``speaker``, ``split``, ``language``::
+and optionally ``id``, ``attack``, ``speaker``, ``split``, ``language``; other columns (``system``,
+``source_repo``, ``notes``, ...) are ignored::
 
     path,label,attack
     audio/0001.wav,bonafide,
     audio/0002.wav,fake,elevenlabs
 
-Relative paths are relative to the list's folder. Labels are the same words as folder names.
+Relative paths are relative to the list's folder. Labels are read by :func:`apallm.verdict.canonical_label`
+(the folder words below and synonyms such as ``bona fide``); an unknown word is an error naming the line.
 
 Bona fide words: bonafide, bona-fide, bona_fide, genuine, real, human. Spoof words: spoof, spoofed, fake,
 deepfake, synthetic, generated. Split words: train/training, dev/val/valid/validation, eval/test/testing.
-``id`` is the path below ``ROOT`` (for a list: the path as written) without extension unless the list gives one;
+``id`` is the path below ``ROOT`` without extension; for a list, the ``id`` column, else the path relative to
+the list's folder without extension (never absolute: see :mod:`apallm.inputs`);
 ``dataset`` is option ``dataset`` (default ``generic``).
 """
 
@@ -31,7 +34,7 @@ import csv
 from pathlib import Path
 
 from apallm.datasets.adapters._common import audio_files, make_entry, relative_id
-from apallm.datasets.errors import LayoutError, ProtocolError
+from apallm.datasets.errors import LayoutError, ManifestError, ProtocolError
 from apallm.datasets.manifest import BONAFIDE, SPOOF, ManifestEntry
 
 NAME = "generic"
@@ -76,31 +79,34 @@ def _read_folder(root: Path, split: str | None, dataset: str) -> list[ManifestEn
 
 
 def _read_list(table: Path, split: str | None, dataset: str) -> list[ManifestEntry]:
+    from apallm.inputs import InputError, collect_inputs
+
+    if table.suffix.lower() in (".csv", ".tsv"):
+        with open(table, encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh, delimiter="\t" if table.suffix.lower() == ".tsv" else ","), [])
+        if "path" not in header or "label" not in header:
+            raise ProtocolError(f"header needs path and label, and may add {', '.join(_LIST_COLUMNS[2:])} "
+                                f"(other columns are ignored); got {header!r}", source=table, line=1)
+    try:
+        items = collect_inputs(table)
+    except InputError as exc:
+        raise ProtocolError(exc.message, source=table, line=exc.line) from exc
     entries = []
-    with open(table, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t" if table.suffix.lower() == ".tsv" else ",")
-        header = reader.fieldnames or []
-        unknown = [c for c in header if c not in _LIST_COLUMNS]
-        if "path" not in header or "label" not in header or unknown:
-            raise ProtocolError(f"header needs path and label, and may add {', '.join(_LIST_COLUMNS[2:])}; "
-                                f"got {header!r}", source=table, line=1)
-        for row in reader:
-            line = reader.line_num
-            label = LABEL_WORDS.get((row["label"] or "").strip().lower())
-            if label is None:
-                raise ProtocolError(f"label {row['label']!r} is not a known word ({', '.join(sorted(LABEL_WORDS))})",
-                                    source=table, line=line)
-            row_split = row.get("split") or None
-            if row_split is not None:
-                row_split = SPLIT_WORDS.get(row_split.lower(), row_split)
-            if split and row_split != split:
-                continue
-            written = Path(row["path"]).expanduser()
-            path = written if written.is_absolute() else table.parent / written
-            entries.append(make_entry(table, line, id=row.get("id") or written.with_suffix("").as_posix(),
-                                      path=str(path), label=label, dataset=dataset, attack=row.get("attack") or None,
-                                      speaker=row.get("speaker") or None, split=row_split,
-                                      language=row.get("language") or None))
+    for item in items:
+        if item.label is None:
+            raise ProtocolError(f"{item.path} has no label", source=table)
+        meta = item.meta
+        row_split = meta.get("split") or None
+        if row_split is not None:
+            row_split = SPLIT_WORDS.get(str(row_split).lower(), str(row_split))
+        if split and row_split != split:
+            continue
+        try:
+            entries.append(ManifestEntry(id=item.id, path=item.path, label=item.label, dataset=dataset,
+                                         attack=meta.get("attack") or None, speaker=meta.get("speaker") or None,
+                                         split=row_split, language=meta.get("language") or None))
+        except ManifestError as exc:
+            raise ProtocolError(f"{item.path}: {exc.message}", source=table) from exc
     return entries
 
 
