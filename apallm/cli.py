@@ -117,6 +117,7 @@ COMMANDS: tuple[str, ...] = (
     "apallm.datasets.cli",
     "apallm.evaluation.cli",
     "apallm.cm.cli",
+    "apallm.models_cli",
     "apallm.allm.cli",
     "apallm.batch",
     "apallm.annotate",

