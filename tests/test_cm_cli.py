@@ -1,4 +1,5 @@
-"""``apallm cm summary``, ``apallm cm import-aasist`` and ``apallm score`` (ASVspoof TSV, bad clips skipped)."""
+"""``apallm cm summary``, ``apallm cm import-aasist`` and ``apallm score`` (ASVspoof TSV, bad clips skipped, the ids
+apallm batch and apallm eval use)."""
 
 import csv
 import json
@@ -13,6 +14,7 @@ from apallm.audio import load_audio
 from apallm.cli import main
 from apallm.cm import AASIST, AASIST_L, CMDetector, fixed_crop, save_cm
 from apallm.detectors import Detector, load_detector
+from apallm.evaluation import evaluate_files
 
 
 @pytest.mark.parametrize("name, count", [("aasist", 297866), ("aasist-l", 85306)])
@@ -95,14 +97,14 @@ def test_score_writes_an_asvspoof_tsv_and_survives_bad_clips(tmp_path, checkpoin
     with open(out, newline="") as fh:
         rows = list(csv.reader(fh, delimiter="\t"))
     assert rows[0] == ["filename", "cm-score"]
-    assert [r[0] for r in rows[1:]] == ["bona", "LA_E_0001", "short"]
+    assert [r[0] for r in rows[1:]] == ["audio/bona", "LA_E_0001", "audio/short"]  # ids as apallm batch gives them
     scores = [float(r[1]) for r in rows[1:]]
     assert all(np.isfinite(scores))
     err = captured.err.splitlines()
     assert len(err) == 3
-    assert "corrupt.wav" in err[0] and "UnreadableAudioError" in err[0]
-    assert "missing.ogg" in err[1] and "no such file" in err[1]
-    assert ":6" in err[2] and "not valid JSON" in err[2]
+    assert ":6" in err[0] and "not valid JSON" in err[0]  # rows that name no clip are reported first
+    assert "corrupt.wav" in err[1] and "UnreadableAudioError" in err[1]
+    assert "missing.ogg" in err[2] and "no such file" in err[2]
     assert "scored 3 clips" in captured.out and "skipped 3" in captured.out and "EER" in captured.out
 
     # the TSV holds the detector's bona fide logits for the same clips
@@ -117,3 +119,46 @@ def test_score_refuses_a_missing_manifest_or_checkpoint(tmp_path, checkpoint, ca
     assert main(["score", "--cm", str(tmp_path), str(tmp_path / "m.jsonl"), "-o", str(tmp_path / "s.tsv")]) == 2
     err = capsys.readouterr().err
     assert "no such manifest" in err and "no config.json" in err
+
+
+def repeated_stems(root):
+    """A corpus tree whose files share one stem (a/00001.wav, b/00001.wav, c/d/00001.wav) and a manifest of it."""
+    for k, sub in enumerate(("a", "b", "c/d")):
+        (root / "audio" / sub).mkdir(parents=True)
+        sf.write(root / "audio" / sub / "00001.wav", speech_like(1.0, seed=k), SR)
+    manifest = root / "manifest.tsv"
+    manifest.write_text("path\tlabel\tsystem\tnotes\naudio/a/00001.wav\tbonafide\tground_truth\t\n"
+                        "audio/b/00001.wav\tspoof\tvits\tTTS\naudio/c/d/00001.wav\tspoof\tglow-tts\t\n")
+    return manifest
+
+
+def test_score_keeps_every_clip_whose_stem_repeats_and_its_ids_join_with_eval(tmp_path, checkpoint, capsys):
+    manifest = repeated_stems(tmp_path / "corpus")
+    out = tmp_path / "s.tsv"
+    assert main(["score", "--cm", str(checkpoint), str(manifest), "-o", str(out)]) == 0
+    assert "scored 3 clips" in capsys.readouterr().out
+    ids = [line.split("\t")[0] for line in out.read_text().splitlines()[1:]]
+    assert ids == ["audio/a/00001", "audio/b/00001", "audio/c/d/00001"]
+    # the manifest is the key table: its trials carry the same ids, so every score finds its key
+    trials, result = evaluate_files(scores=out, keys=manifest, n_boot=0)
+    assert trials.ids == ids and trials.labels == ["bonafide", "spoof", "spoof"]
+    assert {row["attack"] for row in result["per_attack"]} == {"vits", "glow-tts"}
+    # a JSONL manifest without ids, passed as keys, names its trials the same way
+    keys = tmp_path / "corpus" / "keys.jsonl"
+    keys.write_text("".join(json.dumps({"path": f"audio/{sub}/00001.wav", "label": label}) + "\n"
+                            for sub, label in (("a", "bonafide"), ("b", "spoof"), ("c/d", "spoof"))))
+    assert evaluate_files(scores=out, keys=keys, n_boot=0)[0].ids == ids
+    # a folder scores the same clips, named relative to it
+    assert main(["score", "--cm", str(checkpoint), str(tmp_path / "corpus" / "audio"), "-o", str(out)]) == 0
+    assert [line.split("\t")[0] for line in out.read_text().splitlines()[1:]] == ["a/00001", "b/00001", "c/d/00001"]
+
+
+def test_score_skips_rows_with_an_unknown_label_or_a_repeated_id(tmp_path, checkpoint, capsys):
+    manifest = repeated_stems(tmp_path / "corpus")
+    manifest.write_text("id\tpath\tlabel\nk1\taudio/a/00001.wav\tbona fide\nk2\taudio/b/00001.wav\tmaybe\n"
+                        "k1\taudio/c/d/00001.wav\tspoof\n")
+    assert main(["score", "--cm", str(checkpoint), str(manifest), "-o", str(tmp_path / "s.tsv")]) == 1
+    captured = capsys.readouterr()
+    assert "manifest.tsv:3: label 'maybe' is neither bonafide nor spoof" in captured.err
+    assert "manifest.tsv:4: id 'k1' is used twice: lines 2 and 4" in captured.err
+    assert "scored 1 clip" in captured.out and "skipped 2" in captured.out

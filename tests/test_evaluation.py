@@ -206,3 +206,29 @@ def test_cli_help_lists_eval():
     with pytest.raises(SystemExit) as info:
         main(["eval", "--help"])
     assert info.value.code == 0
+
+
+def test_a_manifest_without_ids_as_keys_names_trials_as_batch_and_score_do(tmp_path):
+    # realworld-dev's shape: path, label, system, ...; the same stem in several folders
+    keys = write(tmp_path / "manifest.tsv", ["path\tlabel\tsystem\tsource_repo",
+                                             "audio/a/00001.wav\tbonafide\tground_truth\to/a",
+                                             "audio/b/00001.wav\tspoof\tvits\to/b",
+                                             "audio/c/d/00001.flac\tspoof\tglow-tts\to/b"])
+    table = read_keys(keys)
+    assert list(table.labels) == ["audio/a/00001", "audio/b/00001", "audio/c/d/00001"]
+    assert table.attack_column == "system" and table.columns["source_repo"]["audio/b/00001"] == "o/b"
+    scores = write(tmp_path / "s.tsv", ["filename\tcm-score", "audio/c/d/00001\t-2", "audio/a/00001\t1",
+                                        "audio/b/00001\t-1"])
+    trials, result = evaluate_files(scores=scores, keys=keys, n_boot=0)
+    assert list(trials.scores) == [1.0, -1.0, -2.0] and result["eer"] == 0.0
+    # batch records (predictions) of the same clips join by id too
+    predictions = write(tmp_path / "p.jsonl", [json.dumps({"id": trial, "score": p, "label": label})
+                                               for trial, p, label in (("audio/a/00001", 0.2, "bonafide"),
+                                                                       ("audio/b/00001", 0.9, "spoof"),
+                                                                       ("audio/c/d/00001", 0.7, "spoof"))])
+    assert evaluate_files(predictions=predictions, keys=keys, n_boot=0)[0].ids == list(table.labels)
+    # a JSONL manifest: records without id get the derived id, records with one keep it
+    manifest = write(tmp_path / "m.jsonl", [json.dumps(r) for r in (
+        {"path": "audio/a/00001.wav", "label": "bonafide"}, {"id": "B1", "path": "audio/b/00001.wav", "label": "spoof"},
+        {"path": str(tmp_path / "audio" / "c" / "d" / "00001.flac"), "label": "spoof", "attack": "glow-tts"})])
+    assert list(read_keys(manifest).labels) == ["audio/a/00001", "B1", "audio/c/d/00001"]

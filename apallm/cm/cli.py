@@ -5,10 +5,8 @@ Registered through :data:`apallm.cli.COMMANDS`; each handler returns the exit st
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 LABELS = ("bonafide", "spoof")
@@ -53,17 +51,20 @@ def register(sub) -> None:
     t.set_defaults(func=_cmd_train_cm)
 
     p = sub.add_parser(
-        "score", help="score a manifest of clips with a countermeasure and write an ASVspoof score file",
-        description="Score every clip of MANIFEST with the countermeasure checkpoint --cm and write an ASVspoof "
+        "score", help="score a folder or manifest of clips with a countermeasure and write an ASVspoof score file",
+        description="Score every clip of INPUT with the countermeasure checkpoint --cm and write an ASVspoof "
                     "score TSV (header 'filename<TAB>cm-score'; the score is the bona fide logit, higher = "
-                    "more bona fide). MANIFEST is JSON Lines (one object per line) or a TSV with a header, "
-                    "with 'path' (relative paths are relative to the manifest's folder), optional 'label' "
-                    "(bonafide or spoof) and optional 'id' (the filename column; default: the file's stem). "
+                    "more bona fide). INPUT is read as apallm batch reads it: a folder (recursive), a list file, "
+                    "or a table (.tsv/.csv/.jsonl) with 'path' (relative to the table's folder), optional "
+                    "'label' (bonafide/spoof or a synonym) and optional 'id'; other columns are ignored. The "
+                    "filename column is the clip's id: the 'id' column, else the path relative to the folder "
+                    "without suffix (the ids apallm batch and apallm eval use). "
                     "Clips are decoded and resampled to 16 kHz mono; the first 64600 samples are scored, "
-                    "repeat-padded when shorter. A clip that fails is reported on stderr and skipped. When "
-                    "both labels occur, the EER is printed. Exit status: 0 when every entry was scored, "
+                    "repeat-padded when shorter. A row or clip that fails is reported on stderr and skipped. "
+                    "When both labels occur, the EER is printed. Exit status: 0 when every entry was scored, "
                     "1 when any was skipped, 2 when the run could not start.")
-    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="clips to score (.jsonl or .tsv)")
+    p.add_argument("manifest", type=Path, metavar="INPUT",
+                   help="clips to score: a folder, a list file or a table (.tsv/.csv/.jsonl)")
     p.add_argument("--cm", required=True, type=Path, metavar="CKPT", help="countermeasure checkpoint folder")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="TSV", help="score file to write")
     p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (16)")
@@ -132,25 +133,6 @@ def _cmd_train_cm(args) -> int:
     return 0
 
 
-def _manifest_entries(path: Path) -> Iterator[tuple[int, dict | str]]:
-    """``(line number, record)`` per entry of a JSONL or TSV manifest; a malformed line gives an error text."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        if path.suffix.lower() in (".tsv", ".csv"):
-            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            for number, row in enumerate(reader, start=2):
-                yield number, dict(row)
-            return
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, f"not valid JSON ({exc.msg})"
-                continue
-            yield number, record if isinstance(record, dict) else f"expected a JSON object, got {type(record).__name__}"
-
-
 def _cmd_score(args) -> int:
     import numpy as np
     import torch
@@ -159,28 +141,32 @@ def _cmd_score(args) -> int:
     from apallm.cm.checkpoint import CheckpointError
     from apallm.cm.detector import CMDetector
     from apallm.errors import AudioError
+    from apallm.inputs import collect_inputs
     from apallm.metrics import compute_eer
 
-    if not args.manifest.is_file():
+    if not args.manifest.exists():
         print(f"apallm score: {args.manifest}: no such manifest", file=sys.stderr)
         return 2
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    bad_rows: list[ValueError] = []
     try:
+        items = collect_inputs(args.manifest, errors=bad_rows)
         detector = CMDetector(args.cm, batch_size=args.batch_size)
-    except (CheckpointError, ValueError) as exc:
+    except (CheckpointError, OSError, ValueError) as exc:
         print(f"apallm score: {exc}", file=sys.stderr)
         return 2
+
+    skipped = scored = 0
 
     def skip(where: str, why: str) -> None:
         nonlocal skipped
         skipped += 1
         print(f"skip {where}: {why}", file=sys.stderr, flush=True)
 
-    root = args.manifest.resolve().parent
+    for error in bad_rows:  # rows that name no clip (no path, unknown label, a repeated id, broken JSON)
+        skip(f"{error.source}:{error.line}", error.message)
     scores: dict[str, list[float]] = {label: [] for label in LABELS}
-    seen: set[str] = set()
-    skipped = scored = 0
     pending: list[tuple[str, str | None, object]] = []
 
     def flush(out) -> None:
@@ -188,7 +174,7 @@ def _cmd_score(args) -> int:
         logits = detector.bonafide_logits([clip for _, _, clip in pending])
         for (key, label, _), value in zip(pending, logits, strict=True):
             out.write(f"{key}\t{np.format_float_positional(value, unique=True, trim='-')}\n")
-            if label is not None:
+            if label in scores:
                 scores[label].append(float(value))
         scored += len(pending)
         pending.clear()
@@ -196,30 +182,13 @@ def _cmd_score(args) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as out:
         out.write("filename\tcm-score\n")
-        for number, record in _manifest_entries(args.manifest):
-            where = f"{args.manifest}:{number}"
-            if isinstance(record, str):
-                skip(where, record)
-                continue
-            if not record.get("path"):
-                skip(where, "no 'path'")
-                continue
-            path = root / record["path"]
-            key = str(record.get("id") or Path(record["path"]).stem)
-            label = record.get("label") or None
-            if label is not None and label not in LABELS:
-                skip(f"{where} ({path})", f"label {label!r} is neither 'bonafide' nor 'spoof'")
-                continue
-            if key in seen:
-                skip(f"{where} ({path})", f"duplicate filename {key!r}")
-                continue
+        for item in items:
             try:
-                clip = load_audio(path, clip_id=key, resampler=args.resampler)
+                clip = load_audio(item.path, clip_id=item.id, resampler=args.resampler)
             except AudioError as exc:
-                skip(f"{where} ({path})", f"{type(exc).__name__}: {exc.message}")
+                skip(f"{item.id} ({item.path})", f"{type(exc).__name__}: {exc.message}")
                 continue
-            seen.add(key)
-            pending.append((key, label, clip))
+            pending.append((item.id, item.label, clip))
             if len(pending) == args.batch_size:
                 flush(out)
         if pending:

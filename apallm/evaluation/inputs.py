@@ -20,12 +20,15 @@ attack      ``attack_anon``, ``attack``, ``attack_label``, ``attack_tag``, ``sys
 ==========  =================================================================
 
 A key table whose header names no attack column but has exactly three columns takes the third as the
-attack. Other columns (``codec``, ``source_repo``, ...) are kept and can group the results. A header line
-without a tab is split on runs of whitespace, as the package's space-separated full key tables are.
+attack. A key table whose only id column is ``path`` (a manifest such as ``path<TAB>label<TAB>system ...``)
+names its trials as ``apallm batch`` and ``apallm score`` name the clips (:mod:`apallm.inputs`): the path
+relative to the table's folder without suffix, so ``audio/a/00001.wav`` is trial ``audio/a/00001``. Other
+columns (``codec``, ``source_repo``, ...) are kept and can group the results. A header line without a tab is
+split on runs of whitespace, as the package's space-separated full key tables are.
 
 **Manifests** (JSONL, one object a line) give attacks for the per-attack table: each record has ``id`` and/or
-``path``, ``label`` and ``attack`` (or ``system``). **Predictions** (JSONL) are a detector's verdicts; see
-:func:`read_predictions`.
+``path``, ``label`` and ``attack`` (or ``system``); a record without ``id`` is named by its path the same way.
+**Predictions** (JSONL) are a detector's verdicts; see :func:`read_predictions`.
 
 **Matching ids.** A reference (a score's filename, a prediction's id or path, a key's filename looked up in a
 manifest) matches an entry whose id or path equals it exactly, else the single entry with the same file
@@ -225,6 +228,8 @@ def read_keys(path: PathLike) -> Keys:
         return read_manifest_keys(path)
     table = _read_table(path)
     id_col = table.column(ID_COLUMNS, "trial id", "filename\tcm-label")
+    if table.header[id_col] == "path":  # a manifest without ids: its clips' ids as apallm batch/score name them
+        _derive_ids(table, id_col, path)
     label_col = table.column(LABEL_COLUMNS, "label", "filename\tcm-label")
     attack_col = table.find(ATTACK_COLUMNS)
     if attack_col is None and len(table.header) == 3:
@@ -256,6 +261,16 @@ def read_attacks(path: PathLike) -> dict[str, str]:
     attack_col = table.column(ATTACK_COLUMNS, "attack", "filename\tattack")
     _check_unique(((fields[id_col], n) for n, fields in table.rows), table.source)
     return {fields[id_col]: fields[attack_col] for _, fields in table.rows}
+
+
+def _derive_ids(table: _Table, id_col: int, path: PathLike) -> None:
+    """Replace the ``path`` cells of a table without an id column by the ids :mod:`apallm.inputs` derives."""
+    from apallm.inputs import assign_ids
+
+    _check_unique(((fields[id_col], n) for n, fields in table.rows), table.source)
+    ids = assign_ids([None] * len(table.rows), [fields[id_col] for _, fields in table.rows], Path(path).parent)
+    for (_, fields), trial in zip(table.rows, ids, strict=True):
+        fields[id_col] = trial
 
 
 # ------------------------------------------------------------------------------------------------ matching
@@ -458,6 +473,19 @@ def _names(record: dict, n: int, source: str) -> tuple[str, ...]:
     return names
 
 
+def _manifest_names(records: list[tuple[int, dict]], source: str) -> list[tuple[str, ...]]:
+    """Each manifest record's names: its id (the ``id`` field, else the id :mod:`apallm.inputs` derives from its
+    path, as apallm batch and apallm score name the clip), then its path as written."""
+    from apallm.inputs import assign_ids
+
+    names = [_names(record, n, source) for n, record in records]
+    explicit = [None if record.get("id") in (None, "") else str(record["id"]) for _, record in records]
+    paths = ["" if given is not None else str(record["path"])
+             for (_, record), given in zip(records, explicit, strict=True)]
+    ids = assign_ids(explicit, paths, Path(source).parent)
+    return [(trial, *(name for name in entry if name != trial)) for trial, entry in zip(ids, names, strict=True)]
+
+
 #: manifest fields that are not key columns (the trial's names, label, attack and training fields)
 _MANIFEST_FIELDS = ("id", "path", "label", "attack", "system", "target", "segments")
 
@@ -465,7 +493,8 @@ _MANIFEST_FIELDS = ("id", "path", "label", "attack", "system", "target", "segmen
 def read_manifest_keys(path: PathLike) -> Keys:
     """Keys from a JSONL manifest, such as a held-out set from ``apallm data build`` or ``apallm annotate``.
 
-    Each record's ``id`` (else its ``path``) is the trial id and ``label`` its label; when every spoof record
+    Each record's ``id`` (else the id :mod:`apallm.inputs` derives from its ``path``: relative to the manifest's
+    folder, without suffix) is the trial id and ``label`` its label; when every spoof record
     has an ``attack`` (or ``system``), that is the attack column (``attack``). Text fields that every record
     has (``dataset``, ``split``, ``language``, ...) become key columns for ``group_by``.
 
@@ -479,8 +508,8 @@ def read_manifest_keys(path: PathLike) -> Keys:
     attacks: dict[str, str | None] = {}
     bad: list[str] = []
     seen = []
-    for n, record in records:
-        trial = _names(record, n, source)[0]
+    for (n, record), names in zip(records, _manifest_names(records, source), strict=True):
+        trial = names[0]
         if "label" not in record:
             raise MalformedInputError(f"{source}:{n}: the record has no 'label'", source)
         seen.append((trial, n))
@@ -517,8 +546,7 @@ def read_manifest_attacks(path: PathLike, keys: Keys | None = None) -> list[tupl
     source = str(path)
     records = _jsonl(path)
     pairs, bad_labels, seen = [], [], []
-    for n, record in records:
-        names = _names(record, n, source)
+    for (n, record), names in zip(records, _manifest_names(records, source), strict=True):
         seen.extend((name, n) for name in set(names))
         if "label" not in record:
             raise MalformedInputError(f"{source}:{n}: the record has no 'label'", source)
