@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from apallm.audio import Clip
-from apallm.verdict import Verdict
+from apallm.verdict import NO_SPEECH, UNCERTAIN_BAND, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -119,20 +119,19 @@ def load_clip(path: str | os.PathLike, limits: DemoLimits) -> Clip:
 
 
 def analyse_clip(clip: Clip, detector, cms: Sequence = ()) -> Analysis:
-    """Score the clip with every auxiliary countermeasure, explain it with the detector, measure its cues."""
+    """Explain the clip with the detector, the auxiliary countermeasures' scores beside it; measure its cues."""
+    from apallm.detectors import explain_with
     from apallm.evidence import EvidenceConfig, extract_evidence
 
-    cm_scores = {cm.name: float(cm.score([clip])[0]) for cm in cms}
-    if can_chat(detector):
-        kwargs = {"cm_scores": [cm_scores]} if detector.options.cm_scores else {}
-        verdict = detector.explain([clip], include_evidence=True, **kwargs)[0]
-        answer = (verdict.evidence or {}).get("answer", {}).get("text") or verdict.to_answer()
-        verdict.evidence = None
-    else:
-        verdict = detector.explain([clip])[0]
-        answer = verdict.to_answer()
+    verdict = explain_with(detector, [clip], cms, include_evidence=can_chat(detector))[0]
+    answer = (verdict.evidence or {}).get("answer", {}).get("text")
+    verdict.evidence = None
+    if answer is None:
+        answer = (verdict.to_answer() if verdict.label != NO_SPEECH else
+                  f"no speech\n{verdict.rationale.frequency}")
     evidence = extract_evidence(clip, EvidenceConfig(render_image=False))
-    return Analysis(clip=clip, evidence=evidence, verdict=verdict, answer=answer, cm_scores=cm_scores)
+    return Analysis(clip=clip, evidence=evidence, verdict=verdict, answer=answer,
+                    cm_scores=dict(verdict.cm_scores or {}))
 
 
 def display_spectrogram(analysis: Analysis, detector=None):
@@ -167,21 +166,34 @@ def cm_rows(cm_scores: Mapping[str, float]) -> list[list]:
     return [[name, round(p, 4), "spoof" if p >= 0.5 else "bonafide"] for name, p in cm_scores.items()]
 
 
-def verdict_html(verdict: Verdict) -> str:
-    """The label, P(spoof) as a bar, and the detector's name."""
-    spoof = verdict.label == "spoof"
-    colour = "#c62828" if spoof else "#2e7d32"
-    pct = 100.0 * verdict.score
+#: label colours: spoof red, bona fide green; uncertain scores and abstentions neutral, never bold red
+_COLOURS = {"spoof": "#c62828", "bonafide": "#2e7d32", "uncertain": "#8d6e00", NO_SPEECH: "#616161"}
+
+
+def verdict_html(verdict: Verdict, band: tuple[float, float] = UNCERTAIN_BAND) -> str:
+    """The label (``uncertain`` beside it inside the band; ``no speech`` for an abstention), P(spoof) as a
+    bar, the flags, and the detector's name."""
+    colour = _COLOURS["uncertain" if verdict.uncertain else verdict.label]
     detector = html.escape(verdict.detector or "detector")
+    flags = "".join(f'<span class="apallm-flag" style="display:inline-block;margin:.2em .3em 0 0;padding:0 .4em;'
+                    f'border-radius:3px;background:#eceff1;color:#37474f;font-size:.85em">{html.escape(f)}</span>'
+                    for f in verdict.flags)
+    head = (f'<div class="apallm-verdict" data-label="{verdict.label}" '
+            f'data-uncertain="{str(verdict.uncertain).lower()}">'
+            f'<div style="font-size:1.9em;font-weight:700;color:{colour}">{html.escape(verdict.display_label)}</div>')
+    if verdict.score is None:
+        return (head + f'<div style="margin:.3em 0 .1em">No score: the clip holds no speech to judge.</div>'
+                f'<div>{flags}</div><div style="font-size:.85em;color:#666;margin-top:.3em">by {detector}</div></div>')
+    pct = 100.0 * verdict.score
+    low, high = (f"{x:g}" for x in band)
     return (
-        f'<div class="apallm-verdict" data-label="{verdict.label}">'
-        f'<div style="font-size:1.9em;font-weight:700;color:{colour}">{verdict.label}</div>'
-        f'<div style="margin:.3em 0 .1em">P(spoof) = <b>{verdict.score:.3f}</b></div>'
+        head + f'<div style="margin:.3em 0 .1em">P(spoof) = <b>{verdict.score:.3f}</b></div>'
         f'<div style="background:#e0e0e0;border-radius:4px;height:14px;width:100%" role="meter" '
         f'aria-valuemin="0" aria-valuemax="1" aria-valuenow="{verdict.score:.3f}" aria-label="P(spoof)">'
         f'<div style="background:{colour};height:14px;border-radius:4px;width:{pct:.1f}%"></div></div>'
-        f'<div style="font-size:.85em;color:#666;margin-top:.3em">by {detector}; '
-        f'0.5 and above is spoof</div></div>'
+        f'<div>{flags}</div>'
+        f'<div style="font-size:.85em;color:#666;margin-top:.3em">by {detector}; 0.5 and above is spoof; '
+        f'{low}-{high} is uncertain</div></div>'
     )
 
 
@@ -194,7 +206,7 @@ def rationale_markdown(analysis: Analysis) -> str:
     if v.system:
         lines.append(f"**System:** {v.system}")
     clip = analysis.clip
-    flags = f"; flags: {', '.join(clip.flags)}" if clip.flags else ""
+    flags = f"; flags: {', '.join(v.flags)}" if v.flags else ""
     lines.append(f"<small>{html.escape(clip.id)}: {clip.duration_s:.2f} s, resampled to "
                  f"{clip.sample_rate // 1000} kHz mono from {clip.original_sample_rate} Hz{flags}</small>")
     return "\n\n".join(lines)
@@ -238,17 +250,19 @@ def evidence_answer(question: str, analysis: Analysis, detector_name: str = "the
     if _WHY.search(question):
         asked = True
         notable = [c for c in ev.cues if c.status in ("low", "high")]
-        if re.search(r"fake|spoof|synthetic|deepfake", question, re.IGNORECASE) and v.label == "bonafide":
+        if v.score is None:
+            out.append(f"\n\n{detector_name} gives no verdict: {v.rationale.frequency}.")
+        elif re.search(r"fake|spoof|synthetic|deepfake", question, re.IGNORECASE) and v.label == "bonafide":
             out.append(f"\n\n{detector_name} does not call it fake: it labels it bonafide with P(spoof) = "
                        f"{v.score:.2f}.")
         elif re.search(r"real\b|genuine|bona ?fide|authentic", question, re.IGNORECASE) and v.label == "spoof":
             out.append(f"\n\n{detector_name} does not call it real: it labels it spoof with P(spoof) = "
                        f"{v.score:.2f}.")
         else:
-            out.append(f"\n\n{detector_name} labels it {v.label} with P(spoof) = {v.score:.2f}.")
-        if v.rationale.frequency:
+            out.append(f"\n\n{detector_name} labels it {v.display_label} with P(spoof) = {v.score:.2f}.")
+        if v.rationale.frequency and v.score is not None:
             out.append(f"\n- Frequency: {v.rationale.frequency}.")
-        if v.rationale.time:
+        if v.rationale.time and v.score is not None:
             out.append(f"\n- Time: {v.rationale.time}.")
         verb = "lies" if len(notable) == 1 else "lie"
         out.append(f"\n\n{len(notable)} of {len(ev.cues)} measured cues {verb} outside the range of natural speech"
@@ -327,9 +341,11 @@ def answer_stream(question: str, analysis: Analysis, detector, limits: DemoLimit
 def _first_message(analysis: Analysis, detector) -> dict:
     if can_chat(detector):
         return {"role": "assistant", "content": f"{analysis.answer}\n\nAsk me about this clip."}
+    v = analysis.verdict
+    said = (f"{v.display_label}: {v.rationale.frequency}." if v.score is None
+            else f"{v.display_label} (P(spoof) = {v.score:.2f}).")
     return {"role": "assistant",
-            "content": f"{analysis.verdict.label} (P(spoof) = {analysis.verdict.score:.2f}). {NO_ALLM_NOTE} "
-                       f"Ask why, about the frequencies, or where an edit is."}
+            "content": f"{said} {NO_ALLM_NOTE} Ask why, about the frequencies, or where an edit is."}
 
 
 def build_app(detector, *, cms: Sequence = (), limits: DemoLimits | None = None, title: str = "apallm demo"):
@@ -369,7 +385,8 @@ def build_app(detector, *, cms: Sequence = (), limits: DemoLimits | None = None,
         analysis.messages = [_first_message(analysis, detector)]
         v = analysis.verdict
         status = f"Analysed **{html.escape(clip.id)}** ({clip.duration_s:.2f} s)."
-        return (status, verdict_html(v), rationale_markdown(analysis), image,
+        return (status, verdict_html(v, getattr(detector, "uncertain_band", UNCERTAIN_BAND)),
+                rationale_markdown(analysis), image,
                 {"headers": CUE_HEADERS, "data": cue_rows(analysis.evidence)},
                 gr.update(value={"headers": CM_HEADERS, "data": cm_rows(analysis.cm_scores)}, visible=bool(cms)),
                 v.to_dict(), list(analysis.messages), analysis)
@@ -455,24 +472,15 @@ def launch(app, limits: DemoLimits, *, host: str = "127.0.0.1", port: int | None
 # ------------------------------------------------------------------------------------------ command
 
 def add_arguments(p) -> None:
-    g = p.add_argument_group("detector (default: the built-in default detector)")
-    x = g.add_mutually_exclusive_group()
-    x.add_argument("--model", help="audio LLM: hub id, local checkpoint or tiny-* (its chat answers questions)")
-    x.add_argument("--adapter", help="audio LLM: a folder written by 'apallm train sft'")
-    x.add_argument("--detector", default="default",
-                   help="a registered detector name or 'package.module:factory' (default)")
-    g.add_argument("--detector-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="argument for --detector's factory (repeatable)")
-    g.add_argument("--cm", action="append", default=[], metavar="DIR",
-                   help="auxiliary countermeasure checkpoint folder, scores shown beside the verdict (repeatable)")
-    g.add_argument("--device", default="auto", help="torch device for the ALLM (auto)")
+    from apallm.detectors import add_arguments as add_detector_arguments
+
+    add_detector_arguments(p)
+    p.set_defaults(max_duration=DemoLimits.max_duration_s)
     s = p.add_argument_group("server and limits")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0 for all)")
     s.add_argument("--port", type=int, default=7860, help="port (7860)")
     s.add_argument("--max-upload-mb", type=float, default=DemoLimits.max_upload_mb,
                    help=f"largest upload in MB ({DemoLimits.max_upload_mb:g})")
-    s.add_argument("--max-duration", type=float, default=DemoLimits.max_duration_s,
-                   help=f"longest clip in seconds ({DemoLimits.max_duration_s:g})")
     s.add_argument("--concurrency", type=int, default=DemoLimits.concurrency,
                    help=f"requests served at once; the rest wait in the queue ({DemoLimits.concurrency})")
     s.add_argument("--queue-size", type=int, default=DemoLimits.queue_size,
@@ -492,22 +500,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_demo_detector(args):
-    """The detector named by the command line's options."""
-    if args.model or args.adapter:
-        from apallm.allm import load_allm
-
-        return load_allm(args.model, adapter=args.adapter, device=args.device)
-    from apallm.detectors import load_detector
-
-    pairs = []
-    for item in args.detector_arg:
-        if "=" not in item:
-            raise ValueError(f"--detector-arg takes KEY=VALUE, got {item!r}")
-        pairs.append(item.split("=", 1))
-    return load_detector(args.detector, **dict(pairs))
-
-
 def run(args) -> int:
     try:
         import gradio  # noqa: F401
@@ -518,12 +510,11 @@ def run(args) -> int:
         limits = DemoLimits(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
                             concurrency=args.concurrency, queue_size=args.queue_size,
                             chat_max_new_tokens=args.max_new_tokens)
-        detector = load_demo_detector(args)
-        from apallm.cm import CMDetector
+        from apallm.detectors import auxiliary_from_args, from_args
 
-        cms = [CMDetector(d) for d in args.cm]
-        app = build_app(detector, cms=cms, limits=limits)
-    except (ValueError, OSError, KeyError) as exc:
+        detector = from_args(args)
+        app = build_app(detector, cms=auxiliary_from_args(args), limits=limits)
+    except (ValueError, OSError, KeyError, ImportError) as exc:
         print(f"apallm demo: {exc}", file=sys.stderr)
         return 2
     launch(app, limits, host=args.host, port=args.port)

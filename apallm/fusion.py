@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apallm.audio import Clip
+from apallm.audio import Clip, as_clips
 from apallm.detectors import Detector
 
 EPS = 1e-6
@@ -87,6 +87,7 @@ class FusedDetector(Detector):
         self.name = name
 
     def system_scores(self, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
+        clips = as_clips(clips)  # decode once for every system
         return {name: self.detectors[name].score(clips) for name in self.fusion.systems}
 
     def score(self, clips: Sequence[Clip]) -> np.ndarray:

@@ -22,6 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LABELS = ("bonafide", "spoof")
+#: the abstaining label: the clip holds no (or too little) speech for a verdict about speech
+NO_SPEECH = "no_speech"
+VERDICT_LABELS = (*LABELS, NO_SPEECH)
+#: scores in this closed band around the 0.5 threshold are shown as uncertain beside the label
+UNCERTAIN_BAND = (0.4, 0.6)
 #: the words written for each label in answers; their first tokens must differ in every tokenizer
 LABEL_WORDS = {"bonafide": "bonafide", "spoof": "spoof"}
 
@@ -60,28 +65,61 @@ class Rationale:
         return {"frequency": self.frequency, "time": self.time}
 
 
+def parse_band(text: str | tuple | list) -> tuple[float, float]:
+    """``"0.4,0.6"`` (or a pair) -> (0.4, 0.6), checked: 0 <= low <= 0.5 <= high <= 1."""
+    try:
+        low, high = (float(x) for x in (text.split(",") if isinstance(text, str) else text))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"an uncertain band is LOW,HIGH (e.g. 0.4,0.6), not {text!r}") from exc
+    if not 0.0 <= low <= 0.5 <= high <= 1.0:
+        raise ValueError(f"an uncertain band needs 0 <= low <= 0.5 <= high <= 1, got {low:g},{high:g}")
+    return low, high
+
+
+def is_uncertain(score: float | None, band: tuple[float, float] = UNCERTAIN_BAND) -> bool:
+    return score is not None and band[0] <= score <= band[1]
+
+
 @dataclass
 class Verdict:
-    """label (``bonafide``/``spoof``), score = P(spoof) in [0, 1], rationale, and optional extras."""
+    """label (``bonafide``/``spoof``, or ``no_speech`` when the detector abstains), score = P(spoof) in [0, 1]
+    (None only for ``no_speech``), rationale, and optional extras.
+
+    ``flags`` name what the reader must know about the clip (``silent``, ``clipped``, ``dc_offset``,
+    ``no_speech``); ``uncertain`` says the score lies in the uncertain band around 0.5 (computed from
+    :data:`UNCERTAIN_BAND` unless given).
+    """
 
     label: str
-    score: float
+    score: float | None
     rationale: Rationale = field(default_factory=Rationale)
     evidence: dict | None = None
     regions: list[tuple[float, float]] = field(default_factory=list)
     system: str | None = None
     detector: str | None = None
     id: str | None = None
+    flags: list[str] = field(default_factory=list)
+    uncertain: bool | None = None
+    cm_scores: dict[str, float] | None = None  # auxiliary countermeasures' P(spoof), shown beside the verdict
 
     def __post_init__(self):
-        label = canonical_label(self.label) if self.label not in LABELS else self.label
+        label = self.label if self.label in VERDICT_LABELS else canonical_label(self.label)
         if label is None:
-            raise ValueError(f"label must be one of {LABELS}, got {self.label!r}")
+            raise ValueError(f"label must be one of {VERDICT_LABELS}, got {self.label!r}")
         self.label = label
-        score = float(self.score)
-        if not math.isfinite(score) or not 0.0 <= score <= 1.0:
-            raise ValueError(f"score is P(spoof) and must lie in [0, 1], got {self.score!r}")
-        self.score = score
+        if self.score is None and label != NO_SPEECH:
+            raise ValueError(f"a {label} verdict needs a score (only {NO_SPEECH} may have none)")
+        if self.score is not None:
+            score = float(self.score)
+            if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+                raise ValueError(f"score is P(spoof) and must lie in [0, 1], got {self.score!r}")
+            self.score = score
+        self.flags = list(dict.fromkeys(self.flags or []))
+        if label == NO_SPEECH and NO_SPEECH not in self.flags:
+            self.flags.append(NO_SPEECH)
+        if self.uncertain is None:
+            self.uncertain = label != NO_SPEECH and is_uncertain(self.score)
+        self.uncertain = bool(self.uncertain)
         if isinstance(self.rationale, dict):
             self.rationale = Rationale(**self.rationale)
         if self.evidence is not None and hasattr(self.evidence, "to_dict"):
@@ -95,7 +133,8 @@ class Verdict:
         self.regions = regions
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"label": self.label, "score": self.score, "rationale": self.rationale.to_dict()}
+        out: dict[str, Any] = {"label": self.label, "score": self.score, "uncertain": self.uncertain,
+                               "flags": list(self.flags), "rationale": self.rationale.to_dict()}
         if self.id is not None:
             out = {"id": self.id, **out}
         if self.regions:
@@ -104,13 +143,16 @@ class Verdict:
             out["system"] = self.system
         if self.detector is not None:
             out["detector"] = self.detector
+        if self.cm_scores:
+            out["cm_scores"] = dict(self.cm_scores)
         if self.evidence is not None:
             out["evidence"] = self.evidence
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Verdict":
-        unknown = set(data) - {"id", "label", "score", "rationale", "regions", "system", "detector", "evidence"}
+        unknown = set(data) - {"id", "label", "score", "rationale", "regions", "system", "detector", "evidence",
+                               "flags", "uncertain", "cm_scores"}
         if unknown:
             raise ValueError(f"unknown verdict fields: {', '.join(sorted(unknown))}")
         for key in ("label", "score"):
@@ -118,7 +160,15 @@ class Verdict:
                 raise ValueError(f"a verdict needs {key!r}")
         return cls(label=data["label"], score=data["score"], rationale=Rationale(**data.get("rationale", {})),
                    evidence=data.get("evidence"), regions=[tuple(r) for r in data.get("regions", [])],
-                   system=data.get("system"), detector=data.get("detector"), id=data.get("id"))
+                   system=data.get("system"), detector=data.get("detector"), id=data.get("id"),
+                   flags=list(data.get("flags", [])), uncertain=data.get("uncertain"), cm_scores=data.get("cm_scores"))
+
+    @property
+    def display_label(self) -> str:
+        """The label as people read it: ``spoof (uncertain)`` inside the uncertain band, ``no speech``."""
+        if self.label == NO_SPEECH:
+            return "no speech"
+        return f"{self.label} (uncertain)" if self.uncertain else self.label
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -129,6 +179,8 @@ class Verdict:
 
     def to_answer(self) -> str:
         """The canonical answer text for this verdict (what an ALLM is trained to write)."""
+        if self.label == NO_SPEECH:
+            raise ValueError("a no_speech verdict has no answer text: the detector abstained")
         return format_answer(self.label, self.rationale.frequency, self.rationale.time, self.regions, self.system)
 
 

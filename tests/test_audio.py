@@ -69,8 +69,38 @@ def test_stereo_mixes_down_and_measures_before_resampling(tmp_path):
     sf.write(path, np.stack([left, right], axis=1), 48_000, subtype="FLOAT")
     clip = load_audio(path)
     assert clip.original_channels == 2
-    assert np.allclose(clip.waveform[2000:-2000], 0.1, atol=1e-3)
-    assert abs(clip.dc_offset - 0.1) < 1e-4
+    # the offset is measured on the decoded mix, flagged, and removed by the intake's conditioning
+    assert abs(clip.dc_offset - 0.1) < 1e-4 and "dc_offset" in clip.flags
+    assert np.allclose(clip.waveform, 0.0, atol=1e-3)
+    raw = load_audio(path, conditioning=False)
+    assert np.allclose(raw.waveform[2000:-2000], 0.1, atol=1e-3)
+
+
+def test_conditioning_removes_offset_and_rumble_and_keeps_speech_band():
+    t = np.arange(3 * SR) / SR
+    speech_band = 0.3 * np.sin(2 * np.pi * 220 * t)
+    rumble = 0.2 * np.sin(2 * np.pi * 5 * t)
+    clip = load_audio((speech_band + rumble - 0.26).astype(np.float32), sample_rate=SR)
+    assert abs(clip.dc_offset + 0.26) < 1e-3 and clip.flags == ["dc_offset"]
+    settled = clip.waveform[SR // 2:]  # after the filter's start-up
+    assert abs(float(np.mean(settled))) < 1e-3
+    assert abs(np.max(np.abs(settled)) - 0.3) < 0.01  # rumble gone, 220 Hz kept at its level
+    same = load_audio(speech_band.astype(np.float32), sample_rate=SR)
+    assert np.max(np.abs(settled - same.waveform[SR // 2:])) < 0.01
+
+
+def test_detectors_take_paths_bytes_arrays_and_clips(tmp_path):
+    from apallm.audio import as_clips
+
+    x = tone(440.0, 1.0, amp=0.25)
+    path = tmp_path / "t.wav"
+    sf.write(path, x, SR)
+    clips = as_clips([str(path), path.read_bytes(), x, (x, SR), load_audio(path)])
+    assert len(clips) == 5 and all(c.sample_rate == SR for c in clips)
+    assert all(np.allclose(c.waveform, clips[0].waveform, atol=1e-4) for c in clips)
+    assert len(as_clips(str(path))) == 1
+    with pytest.raises(TypeError, match="list of arrays"):
+        as_clips(x)
 
 
 def test_bytes_file_object_and_arrays_agree(tmp_path):

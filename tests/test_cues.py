@@ -8,6 +8,7 @@ from conftest import SR, brickwall_lowpass, speech_like, tone, white_noise
 from apallm import EvidenceConfig, extract_evidence, load_audio
 from apallm.evidence import Evidence, measure_cues
 from apallm.evidence.cues import cue_specs
+from apallm.synth import harmonic_voice
 
 NO_IMAGE = EvidenceConfig(render_image=False)
 
@@ -74,9 +75,9 @@ def test_speech_like_pitch_range_and_noise_is_unvoiced():
 
 
 def test_splice_of_two_signals_is_found_near_its_time():
-    a = speech_like(1.5, seed=1, pauses=False)
+    a = harmonic_voice(1.5, seed=1, pauses=False)
     # another voice through a telephone band, inserted without a pause
-    b = brickwall_lowpass(speech_like(1.5, seed=3, pauses=False, f0=(200, 260)), 3400.0)
+    b = brickwall_lowpass(harmonic_voice(1.5, seed=3, pauses=False, f0=(200, 260)), 3400.0)
     c = cues_of(np.concatenate([a, b]))["splice_candidates"]
     times = c.detail["times_s"]
     assert c.value >= 1 and any(abs(t - 1.5) < 0.05 for t in times)
@@ -89,7 +90,7 @@ def test_no_splice_in_stationary_signals():
 
 
 def test_pause_floor_ratio_and_digital_silence():
-    speech = speech_like(2.0, pauses=False)
+    speech = harmonic_voice(2.0, pauses=False)
     x = np.concatenate([speech, np.zeros(2 * SR, np.float32)])
     c = cues_of(x)
     assert c["pause_ratio"].value == pytest.approx(0.5, abs=0.03)

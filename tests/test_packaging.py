@@ -19,3 +19,24 @@ def test_prompt_data_ships_with_the_package():
 
     names = {p.name for p in resources.files("apallm.prompts").iterdir()}
     assert {"cues.yaml", "allm.yaml"} <= names
+
+
+def test_torch_trio_is_pinned_exactly_and_the_installed_trio_matches_and_loads():
+    """torch, torchaudio and torchvision load only as a matching trio (torchaudio 2.11.1 fails beside torch
+    2.11.0): pyproject pins each exactly, and the environment under test has exactly those and imports them."""
+    import importlib
+    import re
+    from importlib.metadata import version
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = {}
+    for dep in deps:
+        m = re.match(r"(torchaudio|torchvision|torch)\s*(.*)$", dep)
+        if m:
+            assert re.fullmatch(r"==\d+\.\d+\.\d+", m.group(2).strip()), f"pin {dep!r} exactly (==X.Y.Z)"
+            pins[m.group(1)] = m.group(2).strip()[2:]
+    assert set(pins) == {"torch", "torchaudio", "torchvision"}
+    for name, pinned in pins.items():
+        assert version(name).split("+")[0] == pinned, f"{name} {version(name)} installed, {pinned} pinned"
+        importlib.import_module(name)
+    import torchaudio.functional  # noqa: F401  (loads libtorchaudio, which breaks first on a mismatch)

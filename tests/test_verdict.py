@@ -3,7 +3,7 @@ import json
 import pytest
 
 from apallm import Rationale, Verdict, format_answer, parse_answer
-from apallm.verdict import LABEL_WORDS, canonical_label
+from apallm.verdict import LABEL_WORDS, canonical_label, parse_band
 
 
 def make(**kw):
@@ -24,7 +24,7 @@ def test_json_round_trip_is_lossless():
     assert data["regions"] == [[1.2, 1.85]]
     minimal = Verdict("bonafide", 0.1)
     assert Verdict.from_dict(minimal.to_dict()) == minimal
-    assert set(minimal.to_dict()) == {"label", "score", "rationale"}
+    assert set(minimal.to_dict()) == {"label", "score", "uncertain", "flags", "rationale"}
 
 
 @pytest.mark.parametrize("kw,msg", [({"label": "maybe"}, "label"), ({"score": 1.5}, r"\[0, 1\]"),
@@ -118,3 +118,29 @@ def test_parser_never_raises_on_garbage():
     assert parse_answer("spoof\nRegions: 3-1 s").regions == []
     with pytest.raises(ValueError, match="no label"):
         parse_answer("Frequency: x\nTime: y").to_verdict()
+
+
+def test_no_speech_abstains_without_a_score_and_carries_its_flag():
+    v = Verdict("no_speech", None, flags=["silent"])
+    assert v.score is None and v.flags == ["silent", "no_speech"] and v.uncertain is False
+    assert v.display_label == "no speech"
+    assert Verdict.from_json(v.to_json()) == v
+    with pytest.raises(ValueError, match="no answer text"):
+        v.to_answer()
+    with pytest.raises(ValueError, match="needs a score"):
+        Verdict("spoof", None)
+
+
+@pytest.mark.parametrize(("score", "uncertain", "shown"), [
+    (0.5, True, "spoof (uncertain)"), (0.4, True, "spoof (uncertain)"), (0.6, True, "spoof (uncertain)"),
+    (0.61, False, "spoof"), (0.39, False, "spoof")])
+def test_uncertain_band_around_the_threshold(score, uncertain, shown):
+    v = Verdict("spoof", score)
+    assert v.uncertain is uncertain and v.display_label == shown
+
+
+def test_uncertain_band_parsing():
+    assert parse_band("0.3,0.7") == (0.3, 0.7) and parse_band((0.5, 0.5)) == (0.5, 0.5)
+    for bad in ("0.6,0.4", "0.3", "a,b", "0.55,0.9"):
+        with pytest.raises(ValueError, match="uncertain band"):
+            parse_band(bad)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from apallm import __version__
-from apallm.audio import ALLM_WINDOW_S, Clip, split_windows
+from apallm.audio import ALLM_WINDOW_S, Clip, as_clips, split_windows
 from apallm.detectors import Detector
 from apallm.evidence import Evidence, EvidenceConfig, SpectrogramConfig, extract_evidence
 from apallm.verdict import LABEL_WORDS, Rationale, Verdict, parse_answer
@@ -148,6 +148,10 @@ class ALLMDetector(Detector):
         return getattr(self.processor, "tokenizer", self.processor)
 
     @property
+    def takes_cm_scores(self) -> bool:
+        return self.options.cm_scores
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
@@ -199,7 +203,7 @@ class ALLMDetector(Detector):
         return torch.softmax(pair, dim=-1)[:, 1].cpu().numpy()
 
     def score(self, clips: Sequence[Clip], cm_scores: Sequence[Mapping[str, float]] | None = None) -> np.ndarray:
-        prepared = self.prepare(clips, cm_scores)
+        prepared = self.prepare(as_clips(clips), cm_scores)
         flat = [s for samples in prepared for s in samples]
         probs = self.score_samples(flat)
         scores, k = [], 0
@@ -208,9 +212,13 @@ class ALLMDetector(Detector):
             k += len(samples)
         return np.asarray(scores, dtype=np.float64)
 
+    def explain(self, clips, include_evidence: bool = True, cm_scores=None) -> list[Verdict]:
+        """As :meth:`Detector.explain`, but an ALLM's verdicts keep the evidence and its raw answer by default."""
+        return super().explain(clips, include_evidence=include_evidence, cm_scores=cm_scores)
+
     @torch.inference_mode()
-    def explain(self, clips: Sequence[Clip], cm_scores: Sequence[Mapping[str, float]] | None = None,
-                include_evidence: bool = True) -> list[Verdict]:
+    def explain_speech(self, clips: Sequence[Clip], include_evidence: bool = True,
+                       cm_scores: Sequence[Mapping[str, float]] | None = None) -> list[Verdict]:
         prepared = self.prepare(clips, cm_scores)
         chosen = []
         for samples in prepared:

@@ -9,28 +9,23 @@ from pathlib import Path
 
 def register(sub) -> None:
     from apallm.cli import train_subparsers
+    from apallm.detectors import add_arguments
 
     p = sub.add_parser(
         "explain", help="label, score and rationale for audio clips",
         description="Explain each clip: label (bonafide/spoof), score = P(spoof) and a rationale citing frequency- "
                     "and time-domain evidence. With --model/--adapter an ALLM answers; without them the small "
                     "detector shipped in the package scores the clip and the rationale is phrased from the measured "
-                    "cues that support its label. One line (or JSON record) per clip; a clip that fails prints its "
-                    "error and the others go on. Exit status 1 when any clip failed.")
+                    "cues that support its label. A clip without enough speech gets 'no speech' and no score; a "
+                    "score inside the uncertain band is shown as uncertain. One line (or JSON record) per clip; a "
+                    "clip that fails prints its error and the others go on. Exit status 1 when any clip failed, 2 "
+                    "when the detector could not be loaded.")
     p.add_argument("clips", nargs="+", metavar="CLIP")
-    p.add_argument("--model", help="hub id (Qwen/Qwen2.5-Omni-3B), local checkpoint, or tiny-qwen2_5-omni")
-    p.add_argument("--adapter", help="folder written by 'apallm train sft' (base model read from it unless --model)")
-    p.add_argument("--detector", default="default",
-                   help="without --model/--adapter: the detector to use (registered name or 'module:factory'; "
-                        "default: the one shipped in the package)")
-    p.add_argument("--inputs", default=None,
-                   help="what the model is given: audio, audio+spectrogram (default), ...+cues, ...+cm")
+    add_arguments(p)
     p.add_argument("--json", action="store_true", help="one JSON verdict per line")
     p.add_argument("--evidence", action="store_true", help="include the measured evidence in JSON verdicts")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--quantization", choices=("4bit",), default=None, help="load the base in 4-bit (GPU)")
+    p.add_argument("--batch-size", type=int, default=4, help="clips per ALLM call (4)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="longest ALLM answer in tokens")
     p.set_defaults(func=_cmd_explain)
 
     t = train_subparsers(sub).add_parser(
@@ -47,48 +42,32 @@ def register(sub) -> None:
     m = asub.add_parser("merge", help="merge a LoRA/DoRA adapter into its base model and save the full model",
                         description="Load the base model and the adapter, merge the adapter weights into the base "
                                     "and save a standalone model folder loadable with --model.")
-    m.add_argument("adapter")
-    m.add_argument("-o", "--output", required=True, type=Path)
+    m.add_argument("adapter", help="adapter folder written by 'apallm train sft' or 'apallm train grpo'")
+    m.add_argument("-o", "--output", required=True, type=Path, help="folder for the merged model")
     m.add_argument("--model", default=None, help="base model, if not the one recorded in the adapter folder")
     m.set_defaults(func=_cmd_merge)
 
 
-def _load(args):
-    from apallm.allm import PromptOptions, load_allm
-
-    kwargs = {"batch_size": args.batch_size}
-    if args.inputs:
-        kwargs["options"] = PromptOptions.parse(args.inputs)
-    if args.max_new_tokens:
-        kwargs["max_new_tokens"] = args.max_new_tokens
-    return load_allm(args.model, adapter=args.adapter, device=args.device, quantization=args.quantization, **kwargs)
-
-
 def _cmd_explain(args) -> int:
     from apallm.audio import load_audio
+    from apallm.detectors import auxiliary_from_args, explain_with, from_args
     from apallm.errors import AudioError
 
     try:
-        if args.model or args.adapter:
-            detector = _load(args)
-        else:
-            from apallm.detectors import load_detector
-
-            detector = load_detector(args.detector)
-    except (OSError, ValueError, RuntimeError) as exc:
+        detector = from_args(args, batch_size=args.batch_size)
+        auxiliary = auxiliary_from_args(args)
+    except (OSError, ValueError, RuntimeError, ImportError) as exc:
         print(f"apallm explain: cannot load the model: {exc}", file=sys.stderr)
         return 2
     failures = 0
     for path in args.clips:
         try:
-            clip = load_audio(path)
-            (verdict,) = detector.explain([clip], include_evidence=args.evidence)
-            record = {"path": path, **verdict.to_dict()}
+            clip = load_audio(path, max_duration_s=args.max_duration)
+            (verdict,) = explain_with(detector, [clip], auxiliary, include_evidence=args.evidence)
             if args.json:
-                print(json.dumps(record, ensure_ascii=False), flush=True)
+                print(json.dumps({"path": path, **verdict.to_dict()}, ensure_ascii=False), flush=True)
             else:
-                print(f"{verdict.label:8s} {verdict.score:.3f}  {path}\n  Frequency: {verdict.rationale.frequency}"
-                      f"\n  Time: {verdict.rationale.time}", flush=True)
+                print(format_verdict(verdict, path), flush=True)
         except AudioError as exc:
             failures += 1
             _print_error(args, path, type(exc).__name__, exc.message)
@@ -96,6 +75,17 @@ def _cmd_explain(args) -> int:
             failures += 1
             _print_error(args, path, type(exc).__name__, str(exc))
     return 1 if failures else 0
+
+
+def format_verdict(verdict, path: str) -> str:
+    """The text form of a verdict: label (uncertain / no speech), score, path, flags, rationale, CM scores."""
+    score = "  -  " if verdict.score is None else f"{verdict.score:.3f}"
+    flags = f"  [{', '.join(verdict.flags)}]" if verdict.flags else ""
+    lines = [f"{verdict.display_label:17s} {score}  {path}{flags}",
+             f"  Frequency: {verdict.rationale.frequency}", f"  Time: {verdict.rationale.time}"]
+    if verdict.cm_scores:
+        lines.append("  Countermeasures: " + ", ".join(f"{k} {v:.3f}" for k, v in verdict.cm_scores.items()))
+    return "\n".join(lines)
 
 
 def _print_error(args, path: str, error: str, message: str) -> None:

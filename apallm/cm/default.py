@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apallm.audio import Clip
+from apallm.audio import Clip, as_clips
 from apallm.cm.detector import CMDetector, fixed_crop, require_sample_rate
 from apallm.detectors import Detector, register_detector
 
@@ -179,6 +179,7 @@ class DefaultDetector(Detector):
                              f"{expected}")
 
     def features(self, clips: Sequence[Clip]) -> np.ndarray:
+        clips = as_clips(clips)
         require_sample_rate(clips, "the default detector takes")
         parts = [embed_clips(b, [c.waveform for c in clips], self.recipe.crop, self.recipe.max_crops)
                  for b in self.backbones]
@@ -187,6 +188,7 @@ class DefaultDetector(Detector):
         return np.concatenate(parts, axis=1)
 
     def score(self, clips: Sequence[Clip]) -> np.ndarray:
+        clips = as_clips(clips)
         if not clips:
             return np.zeros(0)
         return self.head.predict(self.features(clips))

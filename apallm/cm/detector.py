@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from apallm.audio import TARGET_SAMPLE_RATE, Clip
+from apallm.audio import TARGET_SAMPLE_RATE, Clip, as_clips
 from apallm.cm.aasist import BONAFIDE_INDEX, SPOOF_INDEX
 from apallm.cm.checkpoint import CheckpointError, load_cm, read_cm_config
 from apallm.detectors import Detector, register_detector
@@ -66,6 +66,7 @@ class CMDetector(Detector):
 
     def logits(self, clips: Sequence[Clip]) -> np.ndarray:
         """``(len(clips), 2)`` float array of logits, column 0 = spoof, column 1 = bona fide."""
+        clips = as_clips(clips)
         require_sample_rate(clips, "countermeasures take")
         out = np.empty((len(clips), 2), dtype=np.float32)
         with torch.inference_mode():

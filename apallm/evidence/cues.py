@@ -29,6 +29,8 @@ VOICING_CORR = 0.7
 SPLICE_Z = 8.0
 SPLICE_MIN_GAP_S = 0.3
 MAX_SPLICES = 5
+#: smallest spectral-shape change (mean |dB| across mel bands) that counts: steady tones stay below it
+SPLICE_MIN_FLUX_DB = 1.0
 
 
 @dataclass
@@ -199,6 +201,8 @@ def splice_candidates(log_mel: np.ndarray, active: np.ndarray, times: np.ndarray
     for i in order:
         if z[i] < SPLICE_Z or len(peaks) >= MAX_SPLICES:
             break
+        if flux[i] < SPLICE_MIN_FLUX_DB:  # an outlier of a perfectly steady sound, not an audible change
+            continue
         t = float(times[idx[i]])
         if all(abs(t - p) >= SPLICE_MIN_GAP_S for p, _ in peaks):
             peaks.append((t, float(z[i])))
