@@ -86,3 +86,48 @@ def test_bundled_example_runs_through_the_console_script(tmp_path):
     out = run_cli("evidence", example_path(), "--out", tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok") and (tmp_path / "example_espeak.png").exists()
+
+
+def _non_speech_files(folder):
+    """White noise, digital silence and a WAV whose payload is random bytes (decodes as noise)."""
+    import os
+    import struct
+
+    rng = np.random.default_rng(0)
+    sf.write(folder / "noise.wav", (0.3 * rng.standard_normal(3 * SR)).astype(np.float32), SR)
+    sf.write(folder / "silence.wav", np.zeros(3 * SR, np.float32), SR)
+    payload = os.urandom(2 * 3 * SR)
+    header = (b"RIFF" + struct.pack("<I", 36 + len(payload)) + b"WAVEfmt "
+              + struct.pack("<IHHIIHH", 16, 1, 1, SR, 2 * SR, 2, 16) + b"data" + struct.pack("<I", len(payload)))
+    (folder / "garbage.wav").write_bytes(header + payload)
+    return [folder / "noise.wav", folder / "silence.wav", folder / "garbage.wav"]
+
+
+def test_explain_abstains_on_non_speech_and_shows_the_flags(tmp_path, capsys):
+    noise, silence, garbage = _non_speech_files(tmp_path)
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, speech_like(3.0) - 0.05, SR)  # an offset: flagged, removed before scoring
+    assert main(["explain", str(noise), str(silence), str(garbage), str(speech), "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    for record in records[:3]:
+        assert record["label"] == "no_speech" and record["score"] is None and "no_speech" in record["flags"]
+        assert "no speech" in record["rationale"]["frequency"]
+    assert "silent" in records[1]["flags"]
+    assert records[3]["label"] in ("bonafide", "spoof") and records[3]["flags"] == ["dc_offset"]
+    assert records[3]["uncertain"] == (0.4 <= records[3]["score"] <= 0.6)
+
+    assert main(["explain", str(silence), str(speech), "--uncertain-band", "0,1"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("no speech") and "[silent, no_speech]" in text
+    assert "(uncertain)" in text and "[dc_offset]" in text  # every score lies in the band 0-1
+    assert main(["explain", str(speech), "--uncertain-band", "0.7,0.2"]) == 2
+    assert "uncertain band" in capsys.readouterr().err
+
+
+def test_explain_takes_the_shared_detector_and_limit_options(tmp_path, capsys):
+    long_clip = tmp_path / "long.wav"
+    sf.write(long_clip, speech_like(4.0), SR)
+    assert main(["explain", str(long_clip), "--max-duration", "2", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == "AudioTooLongError"
+    assert main(["explain", str(long_clip), "--detector-arg", "nokey"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err

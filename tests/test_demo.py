@@ -31,6 +31,7 @@ from apallm.cm import CMDetector, build_preset, save_cm  # noqa: E402
 from apallm.demo import DISPLAY_HEIGHT, DISPLAY_WIDTH, DemoLimits, build_app, launch  # noqa: E402
 from apallm.detectors import Detector  # noqa: E402
 from apallm.evidence import EvidenceConfig, extract_evidence  # noqa: E402
+from apallm.verdict import Verdict  # noqa: E402
 
 LIMITS = DemoLimits(max_upload_mb=0.5, max_duration_s=5.0, concurrency=2, queue_size=8, chat_max_new_tokens=10)
 SPLICE_S = 1.5
@@ -392,3 +393,16 @@ def test_command_serves_the_demo_and_refuses_bad_options(cm_dir, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_verdict_html_shows_uncertain_scores_and_abstentions_neutrally():
+    from apallm.demo import verdict_html
+
+    sure = verdict_html(Verdict("spoof", 0.93))
+    assert "#c62828" in sure and 'data-uncertain="false"' in sure
+    chance = verdict_html(Verdict("spoof", 0.5, flags=["dc_offset"]))
+    assert "#c62828" not in chance and "spoof (uncertain)" in chance and 'data-uncertain="true"' in chance
+    assert "dc_offset" in chance and "0.4-0.6 is uncertain" in chance
+    assert "0.3-0.7 is uncertain" in verdict_html(Verdict("bonafide", 0.35), band=(0.3, 0.7))
+    silent = verdict_html(Verdict("no_speech", None, flags=["silent"]))
+    assert "no speech" in silent and "No score" in silent and "silent" in silent and "role=\"meter\"" not in silent
