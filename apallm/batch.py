@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from apallm.audio import load_audio
+from apallm.audio import DEFAULT_MAX_DURATION_S, load_audio
+from apallm.detectors import add_arguments as add_detector_arguments
+from apallm.detectors import auxiliary_from_args, explain_with, from_args
 from apallm.errors import AudioError
 from apallm.inputs import LIST_SUFFIXES, InputError, Item, collect_inputs  # noqa: F401  (re-exported)
 from apallm.report import write_html_report
@@ -117,9 +119,11 @@ def _with_true_label(record: dict, item: Item) -> dict:
 # ------------------------------------------------------------------------------------------------ running
 
 def run_batch(items: Sequence[Item], detector, out: str | os.PathLike, *, resume: bool = False,
-              batch_size: int = 8, include_evidence: bool = False,
+              batch_size: int = 8, include_evidence: bool = False, auxiliary: Sequence = (),
+              max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
               progress: Callable[[int, int, int], None] | None = None) -> dict:
-    """Explain every item into ``out``; return counts. ``progress(done, total, errors)`` after each batch."""
+    """Explain every item into ``out``; return counts. ``auxiliary``: countermeasures whose scores go into each
+    record's ``cm_scores``. ``progress(done, total, errors)`` after each batch."""
     out = Path(out)
     done_ids = set()
     if resume:
@@ -135,7 +139,7 @@ def run_batch(items: Sequence[Item], detector, out: str | os.PathLike, *, resume
         def flush():
             if not pending:
                 return
-            for record in _explain(detector, pending, include_evidence):
+            for record in _explain(detector, pending, include_evidence, auxiliary):
                 writer.write(record)
                 counts["written"] += 1
                 counts["errors"] += "error" in record
@@ -143,7 +147,7 @@ def run_batch(items: Sequence[Item], detector, out: str | os.PathLike, *, resume
 
         for item in todo:
             try:
-                pending.append((item, load_audio(item.path, clip_id=item.id)))
+                pending.append((item, load_audio(item.path, clip_id=item.id, max_duration_s=max_duration_s)))
             except Exception as exc:  # a bad file is a record, never the end of the run
                 writer.write(error_record(item, exc))
                 counts["written"] += 1
@@ -160,29 +164,22 @@ def run_batch(items: Sequence[Item], detector, out: str | os.PathLike, *, resume
     return counts
 
 
-def _explain(detector, pending, include_evidence: bool) -> list[dict]:
+def _explain(detector, pending, include_evidence: bool, auxiliary: Sequence = ()) -> list[dict]:
     items = [item for item, _ in pending]
     clips = [clip for _, clip in pending]
     try:
-        verdicts = _explain_clips(detector, clips, include_evidence)
+        verdicts = explain_with(detector, clips, auxiliary, include_evidence=include_evidence)
         return [verdict_record(i, v) for i, v in zip(items, verdicts, strict=True)]
     except Exception:
         # one clip broke the batch: explain one by one so only that clip gets an error record
         records = []
         for item, clip in pending:
             try:
-                (verdict,) = _explain_clips(detector, [clip], include_evidence)
+                (verdict,) = explain_with(detector, [clip], auxiliary, include_evidence=include_evidence)
                 records.append(verdict_record(item, verdict))
             except Exception as exc:
                 records.append(error_record(item, exc))
         return records
-
-
-def _explain_clips(detector, clips, include_evidence):
-    try:
-        return detector.explain(clips, include_evidence=include_evidence)
-    except TypeError:  # detectors whose explain has no evidence switch
-        return detector.explain(clips)
 
 
 class RichProgress:
@@ -274,7 +271,7 @@ def register(sub) -> None:
     p.add_argument("input", help="a folder (recursive), a table (.tsv/.csv/.jsonl with a 'path' column; 'id', "
                                  "'label' and other columns optional) or a list file (.txt, one path a line)")
     p.add_argument("-o", "--out", required=True, type=Path, help="results JSONL")
-    _detector_args(p)
+    add_detector_arguments(p, generation=False)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--batch-size", type=int, default=8, help="clips per detector call (8)")
     p.add_argument("--shard", default=None, metavar="I/N",
@@ -299,51 +296,27 @@ def register(sub) -> None:
     m.set_defaults(func=_cmd_merge)
 
 
-def _detector_args(p) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--model", help="ALLM: hub id, local checkpoint or tiny-*")
-    g.add_argument("--adapter", help="ALLM: folder written by 'apallm train sft'")
-    g.add_argument("--cm", help="countermeasure checkpoint folder (AASIST, SSL-AASIST, ...)")
-    g.add_argument("--detector", help="a registered detector name or 'package.module:factory' (default: the detector "
-                                      "shipped in the package, used when no --model/--adapter/--cm is given)")
-    p.add_argument("--detector-arg", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--device", default="auto")
-
-
-def build_detector(args):
-    if args.model or args.adapter:
-        from apallm.allm import load_allm
-
-        return load_allm(args.model, adapter=args.adapter, device=args.device, batch_size=args.batch_size)
-    if args.cm:
-        from apallm.cm import CMDetector
-
-        return CMDetector(args.cm, batch_size=args.batch_size)
-    from apallm.detectors import load_detector
-
-    # without a named detector: the one shipped in the package
-    return load_detector(args.detector or "default", **dict(item.split("=", 1) for item in args.detector_arg))
-
-
 def _cmd_batch(args) -> int:
     import sys
 
     try:
         index, count = parse_shard(args.shard)
         items = shard_items(collect_inputs(args.input), index, count)
-        detector = build_detector(args)
-    except (OSError, ValueError) as exc:
+        detector = from_args(args, batch_size=args.batch_size)
+        auxiliary = auxiliary_from_args(args)
+    except (OSError, ValueError, ImportError) as exc:
         print(f"apallm batch: {exc}", file=sys.stderr)
         return 2
     out = shard_output(args.out, index, count)
     try:
         if args.no_progress:
             counts = run_batch(items, detector, out, resume=args.resume, batch_size=args.batch_size,
-                               include_evidence=args.evidence)
+                               include_evidence=args.evidence, auxiliary=auxiliary, max_duration_s=args.max_duration)
         else:
             with RichProgress(len(items)) as bar:
                 counts = run_batch(items, detector, out, resume=args.resume, batch_size=args.batch_size,
-                                   include_evidence=args.evidence, progress=bar)
+                                   include_evidence=args.evidence, auxiliary=auxiliary,
+                                   max_duration_s=args.max_duration, progress=bar)
     except FileExistsError as exc:
         print(f"apallm batch: {exc}", file=sys.stderr)
         return 2

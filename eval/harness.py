@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realworld import read_manifest, realworld_root  # noqa: E402
 
-from apallm.detectors import load_detector  # noqa: E402
+from apallm.detectors import load_detector, parse_pairs  # noqa: E402
 from apallm.evaluation import EvaluationInputError, evaluate_manifest, summary_markdown  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = read_manifest(root)
     try:
-        kwargs = dict(item.split("=", 1) for item in args.detector_arg)
+        kwargs = parse_pairs(args.detector_arg)
         detector = load_detector(args.detector, **kwargs) if args.detector else None
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         print(f"harness: cannot load detector {args.detector!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
