@@ -32,6 +32,30 @@ def test_bandwidth_of_lowpassed_noise_at_44k_after_resampling(tmp_path):
     assert abs(measure_cues(load_audio(path))[0].value - 4000.0) < 100
 
 
+def test_bandwidth_reads_a_butterworth_cutoff_not_its_tail():
+    from scipy.signal import butter, sosfilt, sosfiltfilt
+
+    sos = butter(10, 4000.0, fs=SR, output="sos")
+    for filt in (sosfilt, sosfiltfilt):  # 60 dB/octave, and twice that run forwards and backwards
+        c = cues_of(filt(sos, white_noise(3.0)).astype(np.float32))["bandwidth_hz"]
+        assert 3900 <= c.value <= 4300 and c.status == "low"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bandwidth_of_telephone_band_speech(seed):
+    from scipy.signal import butter, sosfilt
+
+    telephone = butter(8, (300.0, 3400.0), btype="bandpass", fs=SR, output="sos")
+    x = sosfilt(telephone, harmonic_voice(3.0, seed=seed)).astype(np.float32)
+    assert 3200 <= cues_of(x)["bandwidth_hz"].value <= 3600
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wide_band_speech_reads_at_least_7_khz(seed):
+    assert cues_of(speech_like(4.0, seed=seed))["bandwidth_hz"].value >= 7000
+    assert cues_of(harmonic_voice(3.0, seed=seed))["bandwidth_hz"].value >= 7000
+
+
 def test_full_band_noise_and_speech_have_full_bandwidth():
     assert cues_of(white_noise(2.0))["bandwidth_hz"].value > 7500
     c = cues_of(speech_like(3.0))

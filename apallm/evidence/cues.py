@@ -23,6 +23,15 @@ HOP = 160  # 10 ms at 16 kHz
 FRAME = 400  # 25 ms
 OCTAVE_BANDS = ((125, 250), (250, 500), (500, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
 BANDWIDTH_DROP_DB = 50.0
+#: a band limit: the spectrum falls this far (dB) within CLIFF_SPAN of a frequency ...
+CLIFF_DB = 20.0
+#: ... (frequency ratio: a third of an octave) ...
+CLIFF_SPAN = 2.0 ** (1.0 / 3.0)
+#: ... against the median level of this much spectrum (Hz) just below it; cliffs are sought above CLIFF_MIN_HZ
+CLIFF_REF_HZ = 500.0
+CLIFF_MIN_HZ = 1000.0
+#: the cut-off is the highest frequency within this many dB of the passband level below the cliff
+CUTOFF_DB = 6.0
 FLOOR_DBFS = -120.0
 F0_MIN, F0_MAX = 60.0, 500.0
 VOICING_CORR = 0.7
@@ -146,25 +155,66 @@ def activity(levels_db: np.ndarray) -> tuple[np.ndarray, float, float]:
     return levels_db > speech - min(30.0, 0.5 * contrast), speech, floor
 
 
-def bandwidth_hz(ltas_power: np.ndarray, freqs: np.ndarray, drop_db: float = BANDWIDTH_DROP_DB) -> float | None:
-    """Effective bandwidth: the highest frequency where the long-term spectrum is within ``drop_db`` of the
-    speech band's level (90th percentile of the spectrum's dB values between 100 Hz and 4 kHz).
-
-    A band limit from a codec, a resampler or a vocoder trained on narrow-band audio is a cliff of 60 dB or
-    more; natural speech slopes gently and stays within 50 dB up to 8 kHz in a clean 16 kHz recording.
-    """
+def _smoothed_level_db(ltas_power: np.ndarray) -> np.ndarray:
+    """The long-term spectrum in dB under a running median over 5 bins (~150 Hz): a lone tonal line does not
+    count as bandwidth, and a cut-off is not smeared."""
     level = _db(ltas_power, floor=1e-20)
-    # a running median over ~150 Hz: a lone tonal line above a cut-off does not count as bandwidth,
-    # and the cut-off itself is not smeared
-    level = np.median(np.lib.stride_tricks.sliding_window_view(np.pad(level, 2, mode="edge"), 5), axis=1)
+    return np.median(np.lib.stride_tricks.sliding_window_view(np.pad(level, 2, mode="edge"), 5), axis=1)
+
+
+def bandwidth_hz(ltas_power: np.ndarray, freqs: np.ndarray, drop_db: float = BANDWIDTH_DROP_DB) -> float | None:
+    """Effective bandwidth: the cut-off of a band limit where the long-term spectrum has one, else the
+    highest frequency within ``drop_db`` of the speech band's level.
+
+    A band limit (codec, resampler, telephone channel, a vocoder trained on narrow-band audio) is a cliff: a
+    fall of :data:`CLIFF_DB` or more within a third of an octave (at least 60 dB/octave; a 10th-order
+    Butterworth falls 60 dB/octave, natural speech about 6-12). Where the spectrum has such a cliff, the
+    bandwidth is its cut-off: the highest frequency still within :data:`CUTOFF_DB` of the passband level just
+    below the cliff (a Butterworth's -3 dB point reads within 5 %). Without a cliff, the highest frequency
+    within ``drop_db`` of the speech band (90th percentile of the spectrum's dB values between 100 Hz and
+    4 kHz): natural speech slopes gently and stays within 50 dB up to 8 kHz in a clean 16 kHz recording.
+    """
+    level = _smoothed_level_db(ltas_power)
     band = (freqs >= 100) & (freqs <= 4000)
     if not band.any() or not np.isfinite(level).any():
         return None
+    cutoff = _cliff_cutoff(level, freqs)
+    if cutoff is not None:
+        return cutoff
     ref = float(np.percentile(level[band], 90))
     above = np.nonzero(level >= ref - drop_db)[0]
     if len(above) == 0:
         return None
     return float(freqs[above[-1]])
+
+
+def _cliff_cutoff(level: np.ndarray, freqs: np.ndarray) -> float | None:
+    """The cut-off of the highest cliff in a smoothed dB spectrum (see :func:`bandwidth_hz`), or None."""
+    df = float(freqs[1] - freqs[0])
+    ref_bins = max(2, int(round(CLIFF_REF_HZ / df)))
+    # the most any bin from frequency j upwards reaches: the loudest of what lies beyond
+    beyond = np.maximum.accumulate(level[::-1])[::-1]
+    last = len(level) - 1
+    cliff = []
+    for i in range(len(level)):
+        if freqs[i] < CLIFF_MIN_HZ:
+            continue
+        j = int(np.ceil(freqs[i] * CLIFF_SPAN / df))
+        if j > last - 1:  # fewer than two bins beyond: too close to Nyquist to tell
+            break
+        passband = float(np.median(level[max(0, i - ref_bins): i + 1]))
+        if passband - beyond[j] >= CLIFF_DB:
+            cliff.append((i, passband))
+    if not cliff:
+        return None
+    # the highest run of cliff bins; its passband is the loudest reference inside it
+    run_start = len(cliff) - 1
+    while run_start > 0 and cliff[run_start - 1][0] == cliff[run_start][0] - 1:
+        run_start -= 1
+    start = cliff[run_start][0]
+    passband = max(p for _, p in cliff[run_start:])
+    inside = np.nonzero(level[start:] >= passband - CUTOFF_DB)[0]
+    return float(freqs[start + inside[-1]]) if len(inside) else float(freqs[start])
 
 
 def splice_candidates(log_mel: np.ndarray, active: np.ndarray, times: np.ndarray) -> list[tuple[float, float]]:
