@@ -7,7 +7,10 @@ The spine every detector shares: audio intake (:func:`load_audio`), acoustic evi
 
 __version__ = "0.1.0"
 
+from apallm import _torchaudio_guard  # noqa: E402
 from apallm._lazy import lazy_exports  # noqa: E402  (after __version__, which the build reads)
+
+_torchaudio_guard.install()
 
 __getattr__, __dir__, _names = lazy_exports(__name__, {
     "AudioError": "apallm.errors",

@@ -302,6 +302,12 @@ RESAMPLERS = ("soxr", "torchaudio")
 def _resample(wave: np.ndarray, rate: int, target: int, resampler: str) -> np.ndarray:
     if resampler == "torchaudio":
         import torch
+
+        from apallm._torchaudio_guard import torchaudio_problem
+
+        problem = torchaudio_problem()
+        if problem:
+            raise RuntimeError(f"the torchaudio resampler is unavailable: {problem} (or use resampler='soxr')")
         import torchaudio.functional as AF
 
         return AF.resample(torch.from_numpy(wave), rate, target).numpy().astype(np.float32, copy=False)

@@ -40,3 +40,32 @@ def test_torch_trio_is_pinned_exactly_and_the_installed_trio_matches_and_loads()
         assert version(name).split("+")[0] == pinned, f"{name} {version(name)} installed, {pinned} pinned"
         importlib.import_module(name)
     import torchaudio.functional  # noqa: F401  (loads libtorchaudio, which breaks first on a mismatch)
+
+
+def test_a_torchaudio_that_does_not_load_breaks_only_the_torchaudio_resampler(tmp_path):
+    """As torchaudio 2.11.1 beside torch 2.11.0 does: importing it raises 'undefined symbol'."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "torchaudio"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise OSError("libtorchaudio.so: undefined symbol: torch_exception_get_what")\n')
+    code = (
+        "import numpy as np, warnings\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import apallm.training.grpo, transformers.audio_utils\n"
+        "assert any('torchaudio does not load' in str(w.message) for w in seen), [str(w.message) for w in seen]\n"
+        "from apallm.audio import load_audio\n"
+        "load_audio(np.full(22050, 0.1, np.float32), sample_rate=22050)\n"
+        "try:\n"
+        "    load_audio(np.full(22050, 0.1, np.float32), sample_rate=22050, resampler='torchaudio')\n"
+        "except RuntimeError as exc:\n"
+        "    assert 'undefined symbol' in str(exc) and 'pip install' in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('the torchaudio resampler should refuse')\n"
+        "print('ok')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
