@@ -97,11 +97,11 @@ def lowercase_start(completions, labels, evidence):
 def test_rewards_per_sample_on_hand_made_answers(spoof_sample):
     ev = spoof_sample.evidence
     grounded = default_target("spoof", ev)  # label + cue claims written from the clip's own measurements
-    assert "energy stops near 3031 Hz" in grounded  # the band limit at 3 kHz, as measured
+    assert "energy stops near 3000 Hz" in grounded  # the band limit at 3 kHz, as measured
     n = len(find_claims(grounded))
     assert n >= 2 and check_grounding(grounded, ev).n_grounded == n
     wrong_label = grounded.replace("spoof", "bonafide", 1)
-    contradicted = grounded.replace("energy stops near 3031 Hz", "energy stops near 7500 Hz")
+    contradicted = grounded.replace("energy stops near 3000 Hz", "energy stops near 7500 Hz")
     broken = "spoof, it sounds odd to me"
     no_label = grounded.split("\n", 1)[1]
     answers = [grounded, wrong_label, contradicted, broken, no_label]

@@ -30,7 +30,7 @@ CLIFF_SPAN = 2.0 ** (1.0 / 3.0)
 #: ... against the median level of this much spectrum (Hz) just below it; cliffs are sought above CLIFF_MIN_HZ
 CLIFF_REF_HZ = 500.0
 CLIFF_MIN_HZ = 1000.0
-#: the cut-off is the highest frequency within this many dB of the passband level below the cliff
+#: the cut-off is where the spectrum has fallen this many dB below the passband level under the cliff
 CUTOFF_DB = 6.0
 FLOOR_DBFS = -120.0
 F0_MIN, F0_MAX = 60.0, 500.0
@@ -169,8 +169,8 @@ def bandwidth_hz(ltas_power: np.ndarray, freqs: np.ndarray, drop_db: float = BAN
     A band limit (codec, resampler, telephone channel, a vocoder trained on narrow-band audio) is a cliff: a
     fall of :data:`CLIFF_DB` or more within a third of an octave (at least 60 dB/octave; a 10th-order
     Butterworth falls 60 dB/octave, natural speech about 6-12). Where the spectrum has such a cliff, the
-    bandwidth is its cut-off: the highest frequency still within :data:`CUTOFF_DB` of the passband level just
-    below the cliff (a Butterworth's -3 dB point reads within 5 %). Without a cliff, the highest frequency
+    bandwidth is its cut-off: the first frequency :data:`CUTOFF_DB` below the passband level just under the
+    cliff (a Butterworth's -3 dB point reads within 5 %). Without a cliff, the highest frequency
     within ``drop_db`` of the speech band (90th percentile of the spectrum's dB values between 100 Hz and
     4 kHz): natural speech slopes gently and stays within 50 dB up to 8 kHz in a clean 16 kHz recording.
     """
@@ -214,7 +214,9 @@ def _cliff_cutoff(level: np.ndarray, freqs: np.ndarray) -> float | None:
     start = cliff[run_start][0]
     passband = max(p for _, p in cliff[run_start:])
     inside = np.nonzero(level[start:] >= passband - CUTOFF_DB)[0]
-    return float(freqs[start + inside[-1]]) if len(inside) else float(freqs[start])
+    # the first bin past the last one within CUTOFF_DB: where the spectrum is CUTOFF_DB down
+    edge = start + (inside[-1] + 1 if len(inside) else 0)
+    return float(freqs[min(edge, len(freqs) - 1)])
 
 
 def splice_candidates(log_mel: np.ndarray, active: np.ndarray, times: np.ndarray) -> list[tuple[float, float]]:
