@@ -3,9 +3,11 @@
 For every clip of a manifest the cues are measured (the first ``window_s`` seconds, the window
 ``apallm train sft`` feeds the model by default) and the target answer is written in the canonical answer
 format (:func:`apallm.verdict.format_answer`): the label, a frequency-domain and a time-domain rationale citing
-the cues that support the label (out of range for ``spoof``, in range for ``bonafide``, at most ``max_cues``
-per domain, in the order of :func:`apallm.evidence.measure_cues`, as :meth:`apallm.evidence.Evidence.rationale`
-picks them), ``Regions`` from the manifest's spoof ``segments`` and ``System`` from its ``attack`` (spoof rows).
+the cues of the rationale vocabulary (``cite`` in prompts/cues.yaml) that support the label (out of range for
+``spoof``, in range for ``bonafide``, at most ``max_cues`` per domain, in the order of
+:func:`apallm.evidence.measure_cues`, as :meth:`apallm.evidence.Evidence.supporting_cues` picks them; without one,
+a sentence that says so), ``Regions`` from the manifest's spoof ``segments`` and ``System`` from its ``attack``
+(spoof rows).
 
 Each cited cue is phrased through one of the phrasings of ``prompts/rationale.yaml`` for its status, drawn by
 a ``random.Random`` seeded with ``"<seed>:<clip id>"``: the same seed gives the same targets, another seed other
@@ -64,6 +66,9 @@ def _fields(cue: Cue) -> dict[str, str]:
     band = _band(cue.name)
     if band:
         fields["band"] = band
+    freq = (cue.detail or {}).get("freq_hz")
+    if isinstance(freq, (int, float)):
+        fields["freq"] = f"{freq:.0f}"
     if cue.name == "splice_candidates":
         times = (cue.detail or {}).get("times_s") or []
         fields["times"] = ", ".join(f"{t:.2f} s" for t in times) or "none"
@@ -82,12 +87,13 @@ def phrase_cue(cue: Cue, rng: random.Random) -> str:
 
 
 def domain_rationale(evidence: Evidence, domain: str, label: str, rng: random.Random, max_cues: int = MAX_CUES) -> str:
-    """The cues of ``domain`` that support ``label``, phrased and joined with ``"; "``."""
-    wanted = ("low", "high") if label == "spoof" else ("normal",)
-    chosen = [c for c in evidence.by_domain(domain) if c.status in wanted][:max_cues]
+    """The citable cues of ``domain`` that support ``label`` (:meth:`Evidence.supporting_cues`), phrased and
+    joined with ``"; "``."""
+    chosen = evidence.supporting_cues(domain, label, max_cues)
     if not chosen:
-        where = "outside" if label == "spoof" else "inside"
-        return f"no {domain}-domain cue lies {where} the range of natural speech"
+        from apallm.evidence import no_supporting_cue
+
+        return no_supporting_cue(domain, label)
     return "; ".join(phrase_cue(c, rng) for c in chosen)
 
 

@@ -7,7 +7,8 @@ which value it cites); :func:`check_grounding` compares each claim with what was
 * **grounded**: the cue was measured, its measured status is the claimed status, and every number the claim
   cites agrees with the measurement within the rounding of the cue's ``fmt`` in ``prompts/cues.yaml``
   (``{:.1f}`` allows +-0.05, ``{:.0f}`` +-0.5): the value ``{v}``, the natural range ``{lo}``/``{hi}``, and the
-  splice times ``{times}`` (to +-0.005 s, when the measurement carries them);
+  splice times ``{times}`` (to +-0.005 s, when the measurement carries them) and the frequency ``{freq}`` of a
+  long-term spectral line (to +-0.5 Hz, against the measurement's ``freq_hz``);
 * **contradicted**: the cue was measured but its status differs, or a cited number is off;
 * **unmeasured**: the measurements have no such cue (neither grounded nor contradicted).
 
@@ -34,6 +35,8 @@ GROUNDED = "grounded"
 CONTRADICTED = "contradicted"
 UNMEASURED = "unmeasured"
 TIME_TOLERANCE_S = 0.005
+#: a cited frequency (``{freq}``, written to the hertz) against the measured one
+FREQ_TOLERANCE_HZ = 0.5
 
 
 def value_tolerance(cue: str) -> float:
@@ -122,6 +125,10 @@ def check_claim(claim: CueClaim, measured: Mapping[str, dict]) -> ClaimCheck:
                 _close(w, t, TIME_TOLERANCE_S) for w, t in zip(written, times, strict=True)):
             return ClaimCheck(claim, CONTRADICTED, status, value,
                               f"cites times {claim.fields['times']}, measured {times}")
+    freq = (m.get("detail") or {}).get("freq_hz")
+    if "freq" in claim.fields and isinstance(freq, (int, float)) and not _close(
+            _number(claim.fields["freq"]), freq, FREQ_TOLERANCE_HZ):
+        return ClaimCheck(claim, CONTRADICTED, status, value, f"cites {claim.fields['freq']} Hz, measured {freq} Hz")
     return ClaimCheck(claim, GROUNDED, status, value)
 
 
@@ -179,7 +186,7 @@ def _facts(text: str) -> tuple[list, Counter]:
     for c in find_claims(text):
         bounds = tuple(_number(c.fields[k]) if k in c.fields else None for k in ("lo", "hi"))
         times = tuple(re.findall(r"\d+(?:\.\d+)?", c.fields.get("times", "")))
-        claims.append((c.cue, c.status, c.value, bounds, times))
+        claims.append((c.cue, c.status, c.value, bounds, times, c.fields.get("freq")))
     numbers = Counter(_number(n) for n in re.findall(_NUM, text))
     return sorted(claims, key=repr), numbers
 

@@ -80,6 +80,7 @@ FIELD_PATTERNS = {
     "band": rf"{_UNSIGNED}\s*(?:{_DASH}|to)\s*{_UNSIGNED}\s*k?Hz",
     "times": rf"none|{_UNSIGNED}\s*s(?:\s*(?:,|and)\s*{_UNSIGNED}\s*s)*",
     "unit": r"[^\s,;:()]+",
+    "freq": _UNSIGNED,
 }
 _TEXT_FIELD = r"[^\n]+?"
 NUMBER_FIELDS = ("v", "lo", "hi")

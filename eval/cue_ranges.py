@@ -1,58 +1,263 @@
-"""Percentiles of every measured cue on realworld-dev, per label: where the natural-speech ranges in
-prompts/cues.yaml come from, and how far each cue separates bona fide from spoof.
+"""Natural-speech ranges of the measured cues and how far each separates bona fide from spoof on sources it
+has not seen: where the ranges and the ``cite`` flags of prompts/cues.yaml come from.
 
-    python eval/cue_ranges.py [--root DIR] [--low 5 --high 95]
+    python eval/cue_ranges.py [--realworld DIR] [--train-corpus DIR] [--jobs 2] [--out eval/cue_ranges.json]
+                              [--write-yaml]
 
-Skips (exit 0 with a message) when realworld-dev is absent.
+Clips: every clip of realworld-dev and train-corpus (``manifest.tsv`` with path, label and source_repo each).
+For each cue:
+
+* the natural range: 5th-95th percentile of the cue over all bona fide clips of both corpora;
+* the pooled AUC: P(a spoof clip's value > a bona fide clip's value), ties half (0.5 = chance; below 0.5
+  the cue is lower for spoofs);
+* the leave-one-source-out (LOSO) AUC: for each source repository, the cue's direction (spoof higher or
+  lower) is taken from the other sources' pooled AUC, and the held-out source's values are oriented by it;
+  the AUC of all held-out values pooled. A cue enters the rationale vocabulary (``cite: true``) when its LOSO
+  AUC is at least ``--min-auc`` (0.65).
+
+Evidence-only AUC: a logistic regression (scikit-learn; median imputation, standardised, C=1) on the vector
+of all cues, and on the cited cues alone, trained on all other sources and scored on the held-out one (LOSO),
+AUC of the pooled held-out scores.
+
+Per-clip cue values are cached in ``runs/cue_ranges/cues-<hash>.jsonl`` (hash of the measuring code), so a
+rerun only measures what changed. ``--write-yaml`` rewrites the ranges marked ``# data`` and the ``cite``
+flags in prompts/cues.yaml. Skips (exit 0 with a message) when neither corpus is present.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import re
 import sys
-from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realworld import read_manifest, realworld_root  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+CACHE = REPO / "runs" / "cue_ranges"
+YAML = REPO / "prompts" / "cues.yaml"
+MIN_AUC = 0.65
 
-from apallm import load_audio  # noqa: E402
-from apallm.errors import AudioError  # noqa: E402
-from apallm.evidence import measure_cues  # noqa: E402
+
+def corpus_root(arg: str | None, env: str, name: str) -> Path | None:
+    path = Path(arg or os.environ.get(env) or DATA / name)
+    return path if (path / "manifest.tsv").is_file() else None
+
+
+def read_rows(root: Path, corpus: str) -> list[dict]:
+    with open(root / "manifest.tsv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    return [{"corpus": corpus, "path": r["path"], "abspath": str(root / r["path"]), "label": r["label"],
+             "source": r.get("source_repo") or corpus, "system": r.get("system", "")} for r in rows
+            if r.get("label") in ("bonafide", "spoof")]
+
+
+def code_hash() -> str:
+    h = hashlib.sha1()
+    for rel in ("apallm/evidence/cues.py", "apallm/audio.py"):
+        h.update((REPO / rel).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def measure(row: dict) -> dict:
+    from apallm import load_audio
+    from apallm.evidence import measure_cues
+
+    try:
+        clip = load_audio(row["abspath"])
+        cues = {c.name: c.value for c in measure_cues(clip)}
+    except Exception as exc:  # an unreadable clip is reported and left out
+        return {"key": row["key"], "error": f"{type(exc).__name__}: {exc}"}
+    return {"key": row["key"], "cues": cues}
+
+
+def measure_all(rows: list[dict], jobs: int) -> dict[str, dict]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cache_file = CACHE / f"cues-{code_hash()}.jsonl"
+    done: dict[str, dict] = {}
+    if cache_file.is_file():
+        for line in cache_file.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            done[rec["key"]] = rec
+    todo = [r for r in rows if r["key"] not in done]
+    if todo:
+        print(f"measuring {len(todo)} clip(s) with {jobs} process(es); {len(done)} cached in {cache_file}",
+              file=sys.stderr)
+        with open(cache_file, "a", encoding="utf-8") as fh, ProcessPoolExecutor(max_workers=jobs) as pool:
+            for i, rec in enumerate(pool.map(measure, todo, chunksize=8)):
+                fh.write(json.dumps(rec) + "\n")
+                done[rec["key"]] = rec
+                if (i + 1) % 200 == 0:
+                    print(f"  {i + 1}/{len(todo)}", file=sys.stderr)
+    return done
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(pos > neg) + P(pos == neg) / 2, by ranks."""
+    from scipy.stats import rankdata
+
+    if len(pos) == 0 or len(neg) == 0:
+        return math.nan
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def loso_auc(values: np.ndarray, spoof: np.ndarray, groups: np.ndarray) -> float:
+    """Direction from the training sources, AUC of the held-out sources' oriented values pooled."""
+    ok = np.isfinite(values)
+    oriented = np.full(len(values), np.nan)
+    for g in np.unique(groups):
+        train, test = ok & (groups != g), ok & (groups == g)
+        if not test.any():
+            continue
+        a = auc(values[train & spoof], values[train & ~spoof])
+        oriented[test] = values[test] if not (a < 0.5) else -values[test]
+    k = np.isfinite(oriented)
+    return auc(oriented[k & spoof], oriented[k & ~spoof])
+
+
+def evidence_only_auc(matrix: np.ndarray, spoof: np.ndarray, groups: np.ndarray) -> float:
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scores = np.zeros(len(spoof))
+    for g in np.unique(groups):
+        test = groups == g
+        model = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                              LogisticRegression(C=1.0, max_iter=5000))
+        model.fit(matrix[~test], spoof[~test])
+        scores[test] = model.predict_proba(matrix[test])[:, 1]
+    return auc(scores[spoof], scores[~spoof])
+
+
+def write_yaml(results: dict, path: Path = YAML) -> int:
+    """Rewrite the ``# data`` ranges and the ``cite`` flags of cues.yaml in place; return the cues changed."""
+    import yaml
+
+    specs = yaml.safe_load(path.read_text(encoding="utf-8"))
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    out, name, changed = [], None, set()
+    for line in lines:
+        m = re.match(r"^([a-z0-9_]+):\s*$", line)
+        if m:
+            name = m.group(1)
+        r = results["cues"].get(name)
+        if r and re.match(r"^  range: \[.*\]\s*# data", line):
+            fmt = specs[name].get("fmt", "{:g}")
+            lo, hi = (_round_out(x, fmt) for x in r["natural_range"])
+            new = re.sub(r"\[.*?\]", f"[{lo}, {hi}]", line, count=1)
+            if new != line:
+                changed.add(name)
+            line = new
+        if r and re.match(r"^  cite: ", line):
+            continue  # written again below, after the range line
+        out.append(line)
+        if r and re.match(r"^  range: ", line):
+            flag = "true" if r["cite"] else "false"
+            out.append(f"  cite: {flag}  # LOSO AUC {r['loso_auc']:.3f} (eval/cue_ranges.py)\n")
+            if specs[name].get("cite", True) != r["cite"]:
+                changed.add(name)
+    path.write_text("".join(out), encoding="utf-8")
+    return len(changed)
+
+
+def _round_out(x: float, fmt: str) -> str:
+    """The number as the cue's fmt writes it, without a sign or padding YAML would not want."""
+    text = fmt.format(x).strip().lstrip("+")
+    return text if re.match(r"^-?\d", text) else str(x)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", default=None)
+    ap.add_argument("--realworld", default=None, help="realworld-dev folder ($APALLM_REALWORLD_DEV)")
+    ap.add_argument("--train-corpus", default=None, help="train-corpus folder ($APALLM_TRAIN_CORPUS)")
     ap.add_argument("--low", type=float, default=5.0)
     ap.add_argument("--high", type=float, default=95.0)
+    ap.add_argument("--min-auc", type=float, default=MIN_AUC)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=REPO / "eval" / "cue_ranges.json")
+    ap.add_argument("--write-yaml", action="store_true", help="update prompts/cues.yaml from the results")
     args = ap.parse_args()
-    root = realworld_root(args.root)
-    if root is None:
-        print("realworld-dev not found: skipping")
-        return 0
-    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in read_manifest(root):
-        try:
-            clip = load_audio(row["abspath"])
-        except AudioError as exc:
-            print(f"skip {row['path']}: {exc}")
+
+    rows = []
+    for arg, env, name in ((args.realworld, "APALLM_REALWORLD_DEV", "realworld-dev"),
+                           (args.train_corpus, "APALLM_TRAIN_CORPUS", "train-corpus")):
+        root = corpus_root(arg, env, name)
+        if root is None:
+            print(f"{name} not found: left out", file=sys.stderr)
             continue
-        for cue in measure_cues(clip):
-            if cue.value is not None:
-                values[cue.name][row["label"]].append(cue.value)
-    band = f"p{args.low:g}-p{args.high:g}"
-    print(f"{'cue':24s} {'bonafide ' + band:>26s} {'spoof ' + band:>26s} {'AUC':>6s}")
-    for name, by_label in values.items():
-        b, s = np.array(by_label["bonafide"]), np.array(by_label["spoof"])
-        auc = float("nan")
-        if len(b) and len(s):  # P(bona fide value > spoof value), ties count half
-            auc = float(np.mean(b[:, None] > s[None, :]) + 0.5 * np.mean(b[:, None] == s[None, :]))
-        fmt = lambda a: f"{np.percentile(a, args.low):10.4g} {np.percentile(a, args.high):10.4g} (n={len(a)})"  # noqa: E731
-        print(f"{name:24s} {fmt(b):>26s} {fmt(s):>26s} {auc:6.3f}")
+        rows.extend(read_rows(root, name))
+    if not rows:
+        print("neither corpus found: skipping")
+        return 0
+    for r in rows:
+        r["key"] = f"{r['corpus']}/{r['path']}"
+    measured = measure_all(rows, args.jobs)
+    rows = [r for r in rows if "cues" in measured.get(r["key"], {})]
+    errors = [k for k, v in measured.items() if "error" in v]
+
+    from apallm.evidence.cues import cue_specs
+
+    names = list(cue_specs())
+    matrix = np.array([[_num(measured[r["key"]]["cues"].get(n)) for n in names] for r in rows], dtype=float)
+    spoof = np.array([r["label"] == "spoof" for r in rows])
+    groups = np.array([r["source"] for r in rows])
+    results = {"clips": len(rows), "bonafide": int((~spoof).sum()), "spoof": int(spoof.sum()),
+               "sources": len(set(groups)), "corpora": sorted({r["corpus"] for r in rows}), "unreadable": errors,
+               "percentiles": [args.low, args.high], "min_auc": args.min_auc, "cues": {}}
+    print(f"{len(rows)} clips ({results['bonafide']} bona fide, {results['spoof']} spoof) from "
+          f"{results['sources']} sources; natural range = p{args.low:g}-p{args.high:g} of bona fide")
+    print(f"{'cue':24s} {'natural range':>24s} {'n':>5s} {'pooled':>7s} {'LOSO':>6s}  cite")
+    for j, name in enumerate(names):
+        v = matrix[:, j]
+        ok = np.isfinite(v)
+        bona = v[ok & ~spoof]
+        lo, hi = (float(np.percentile(bona, q)) for q in (args.low, args.high)) if len(bona) else (math.nan,) * 2
+        pooled = auc(v[ok & spoof], v[ok & ~spoof])
+        loso = loso_auc(v, spoof, groups)
+        cite = bool(loso >= args.min_auc)
+        results["cues"][name] = {"natural_range": [lo, hi], "n": int(ok.sum()), "pooled_auc": pooled,
+                                 "direction": "higher for spoof" if pooled >= 0.5 else "lower for spoof",
+                                 "loso_auc": loso, "cite": cite,
+                                 "bonafide_median": float(np.median(bona)) if len(bona) else None,
+                                 "spoof_median": float(np.median(v[ok & spoof])) if (ok & spoof).any() else None}
+        mark = "yes" if cite else "-"
+        print(f"{name:24s} {lo:11.4g} {hi:11.4g} {int(ok.sum()):5d} {pooled:7.3f} {loso:6.3f}  {mark}")
+    cited = [j for j, n in enumerate(names) if results["cues"][n]["cite"]]
+    results["evidence_only_loso_auc"] = {"all_cues": evidence_only_auc(matrix, spoof, groups)}
+    if cited:
+        results["evidence_only_loso_auc"]["cited_cues"] = evidence_only_auc(matrix[:, cited], spoof, groups)
+    print("evidence-only LOSO AUC (logistic regression on the cue vector): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in results["evidence_only_loso_auc"].items()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(_rounded(results), indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    if args.write_yaml:
+        print(f"prompts/cues.yaml: {write_yaml(results)} cue(s) changed")
     return 0
+
+
+def _num(x) -> float:
+    return float(x) if isinstance(x, (int, float)) and x is not None and math.isfinite(x) else math.nan
+
+
+def _rounded(obj):
+    if isinstance(obj, float):
+        return None if not math.isfinite(obj) else float(f"{obj:.5g}")
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v) for v in obj]
+    return obj
 
 
 if __name__ == "__main__":

@@ -16,6 +16,15 @@ from apallm.synth import make_toy_set
 from apallm.verdict import parse_answer
 
 
+@pytest.fixture(autouse=True)
+def every_cue_citable(monkeypatch):
+    """The toy spoofs are band limits, which the data-derived vocabulary does not cite (bandwidth_hz does not
+    separate real from fake sources): the plumbing tests cite every cue; the vocabulary has its own tests."""
+    import apallm.evidence
+
+    monkeypatch.setattr(apallm.evidence, "citable", lambda name: True)
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     folder = tmp_path_factory.mktemp("toy")
@@ -138,3 +147,24 @@ def test_rephrase_hook_is_off_by_default_and_number_changes_are_rejected(toy, tm
     stats = annotate_manifest(one, out, rephrase=change_a_number)
     assert (stats.written, stats.skipped, stats.rephrase_rejected) == (1, 0, with_numbers)
     assert json.loads(out.read_text())["target"] == plain["target"]
+
+
+def test_targets_cite_only_the_rationale_vocabulary(toy, monkeypatch):
+    """With cues.yaml's own cite flags, a cue marked cite: false is never cited, and without a citable cue
+    that supports the label the target says so."""
+    import apallm.evidence
+    from apallm.evidence.cues import cue_specs
+
+    monkeypatch.undo()
+    assert apallm.evidence.citable("hf_phase_spread") and not apallm.evidence.citable("bandwidth_hz")
+    _, rows, evidence = toy
+    for row in rows:
+        ev = evidence[row["id"]]
+        target = make_target(ev, row["label"], rng=random.Random(0), max_cues=50).text
+        cited = {c.cue for c in find_claims(target)}
+        assert all(cue_specs()[name].get("cite", True) for name in cited), cited
+        assert check_grounding(target, ev).n_contradicted == 0
+        parsed = parse_answer(target)
+        for domain, text in (("frequency", parsed.frequency), ("time", parsed.time)):
+            if not ev.supporting_cues(domain, row["label"], 50):
+                assert text.startswith(f"no {domain}-domain cue that separates real from synthetic speech")

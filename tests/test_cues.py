@@ -176,8 +176,11 @@ def test_text_block_lists_every_cue_by_domain_and_marks_out_of_range():
 
 
 @pytest.mark.parametrize("label", ["spoof", "bonafide"])
-def test_evidence_rationale_supports_its_label_and_is_recognised(label):
+def test_evidence_rationale_supports_its_label_and_is_recognised(label, monkeypatch):
+    import apallm.evidence
     from apallm.rationale import find_claims, judge_consistency
+
+    monkeypatch.setattr(apallm.evidence, "citable", lambda name: True)  # the band limit is not in the vocabulary
 
     ev = extract_evidence(load_audio(brickwall_lowpass(speech_like(3.0), 3000.0), sample_rate=SR), NO_IMAGE)
     frequency, time = ev.rationale(label)
@@ -186,3 +189,110 @@ def test_evidence_rationale_supports_its_label_and_is_recognised(label):
     assert judge_consistency(label, claims) == "consistent"
     if label == "spoof":
         assert "energy stops near" in frequency  # the band limit is the out-of-range frequency cue
+
+
+# ------------------------------------------------------------------------------ synthesis cues, known answers
+
+def am_noise(depth_db, rate_hz, seconds=3.0, seed=0):
+    """White noise whose level follows depth_db * sin(2 pi rate t) in dB."""
+    t = np.arange(int(seconds * SR)) / SR
+    gain = 10 ** (depth_db * np.sin(2 * np.pi * rate_hz * t) / 20)
+    return (white_noise(seconds, seed=seed) * gain).astype(np.float32)
+
+
+def test_ltas_peak_finds_a_steady_tone_and_its_frequency():
+    # fs/4 of a 22.05 kHz vocoder, 10 dB under the noise in total power, but in 2-3 of 1024 bins
+    x = white_noise(3.0) + tone(5512.5, 3.0, amp=0.03)
+    c = cues_of(x)["ltas_peak_db"]
+    assert abs(c.detail["freq_hz"] - 5512.5) < 8 and c.value > 12 and c.status != "low"
+    assert f"near {c.detail['freq_hz']:.0f} Hz" in c.phrase
+    assert cues_of(white_noise(3.0))["ltas_peak_db"].value < 6  # no line: only the noise's ripple
+
+
+def test_sub_bass_of_white_and_highpassed_noise():
+    # white noise: 60 Hz of band against 200 Hz, 10 log10(0.3) = -5.2 dB (the 20 Hz intake high-pass aside)
+    assert cues_of(white_noise(3.0))["sub_bass_db"].value == pytest.approx(-5.2, abs=1.0)
+    spec = np.fft.rfft(white_noise(3.0))
+    spec[np.fft.rfftfreq(3 * SR, 1 / SR) < 95] = 0
+    c = cues_of(np.fft.irfft(spec, n=3 * SR).astype(np.float32))["sub_bass_db"]
+    assert c.value < -30 and c.status == "low"
+
+
+def test_hf_phase_spread_of_an_impulse_per_frame_and_of_noise():
+    clicks = np.zeros(3 * SR, np.float32)
+    clicks[::512] = 0.5  # one impulse in every 512-sample frame: linear phase, a constant group delay
+    assert cues_of(clicks)["hf_phase_spread"].value < 0.05
+    assert cues_of(white_noise(3.0))["hf_phase_spread"].value > 2.0
+
+
+def test_envelope_variation_of_a_steady_vowel_and_of_changing_vowels():
+    steady = harmonic_voice(3.0, pauses=False)  # one fixed spectral shape
+    moving = speech_like(3.0, pauses=False)  # seven vowels and fricatives
+    s, m = cues_of(steady)["envelope_variation_db"].value, cues_of(moving)["envelope_variation_db"].value
+    assert s < 1.5 < 3.0 < m
+
+
+def test_hnr_of_a_tone_in_noise():
+    # a 200 Hz tone 10 dB above white noise; pitch is tracked at 8 kHz, where half the noise remains: 13 dB
+    x = tone(200.0, 3.0, amp=0.3) + white_noise(3.0, amp=0.3 / np.sqrt(2) / 10 ** (10 / 20))
+    assert cues_of(x)["hnr_db"].value == pytest.approx(13.0, abs=1.5)
+    assert cues_of(tone(200.0, 3.0))["hnr_db"].value > 25
+
+
+def test_jitter_of_a_steady_and_a_vibrato_tone():
+    assert cues_of(tone(200.0, 3.0))["f0_jitter_pct"].value < 0.05
+    t = np.arange(3 * SR) / SR
+    f0 = 200.0 * (1 + 0.04 * np.sin(2 * np.pi * 3.0 * t))  # +-4 % at 3 Hz
+    x = (0.5 * np.sin(2 * np.pi * np.cumsum(f0) / SR)).astype(np.float32)
+    # per 10 ms the relative change is 4 % * 2 pi * 3 Hz * 0.01 s * |cos|, the median |cos| is cos(pi/4); YIN's
+    # 53 ms frame averages the vibrato by sinc(3 Hz * 53 ms) = 0.96
+    expected = 4.0 * 2 * np.pi * 3.0 * 0.01 * np.cos(np.pi / 4) * np.sinc(3.0 * 0.0535)
+    assert cues_of(x)["f0_jitter_pct"].value == pytest.approx(expected, rel=0.2)
+
+
+def test_shimmer_of_a_steady_and_an_amplitude_modulated_tone():
+    assert cues_of(tone(200.0, 3.0))["shimmer_db"].value < 0.05
+    t = np.arange(3 * SR) / SR
+    x = (tone(200.0, 3.0, amp=0.3) * 10 ** (6.0 * np.sin(2 * np.pi * 3.0 * t) / 20)).astype(np.float32)
+    expected = 6.0 * 2 * np.pi * 3.0 * 0.01 * np.cos(np.pi / 4)  # +-6 dB at 3 Hz, per 10 ms
+    assert cues_of(x)["shimmer_db"].value == pytest.approx(expected, rel=0.2)
+
+
+def test_hf_flux_of_steady_and_modulated_noise():
+    steady = cues_of(white_noise(3.0))["hf_flux_db"]
+    assert steady.value < 0.8 and steady.status == "low"  # smoother over time than any speech
+    expected = 12.0 * 2 * np.pi * 4.0 * 0.01 * np.cos(np.pi / 4)  # +-12 dB at 4 Hz, per 10 ms
+    assert cues_of(am_noise(12.0, 4.0))["hf_flux_db"].value == pytest.approx(expected, rel=0.25)
+
+
+def test_pause_noise_colour():
+    voice = harmonic_voice(2.0, pauses=False)
+    rng = np.random.default_rng(1)
+    white = 10 ** (-50 / 20) * rng.standard_normal(2 * SR)
+    spec = np.fft.rfft(rng.standard_normal(2 * SR))
+    f = np.fft.rfftfreq(2 * SR, 1 / SR)
+    spec[1:] /= np.sqrt(f[1:])
+    pink = np.fft.irfft(spec, n=2 * SR)
+    pink *= 10 ** (-50 / 20) / pink.std()
+    for noise, expected in ((white, 10 * np.log10(4000 / 3700)), (pink, 10 * np.log10(np.log(2) / np.log(4000 / 300)))):
+        x = np.concatenate([voice, noise]).astype(np.float32)
+        assert cues_of(x)["pause_hf_tilt_db"].value == pytest.approx(expected, abs=1.0)
+    silent_pauses = np.concatenate([voice, np.zeros(2 * SR, np.float32)])
+    assert cues_of(silent_pauses)["pause_hf_tilt_db"].status == "na"  # digital silence has no colour
+
+
+def test_rationale_cites_only_the_vocabulary_and_says_when_nothing_supports_the_label():
+    from apallm.evidence import citable
+
+    assert citable("hf_phase_spread") and not citable("bandwidth_hz")  # from eval/cue_ranges.py's LOSO AUCs
+    ev = extract_evidence(load_audio(brickwall_lowpass(speech_like(3.0), 3000.0), sample_rate=SR), NO_IMAGE)
+    assert ev.cue("bandwidth_hz").status == "low"  # measured and shown ...
+    frequency, time = ev.rationale("spoof")
+    assert "energy stops near" not in frequency  # ... but not cited
+    for domain, text in (("frequency", frequency), ("time", time)):
+        if not ev.supporting_cues(domain, "spoof"):
+            assert text == f"no {domain}-domain cue that separates real from synthetic speech lies outside the " \
+                           "range of natural speech"
+    # white noise's random high-band phase is outside natural speech, and the phase cue is citable
+    noise = extract_evidence(load_audio(white_noise(3.0), sample_rate=SR), NO_IMAGE)
+    assert "4-8 kHz phase is more random" in noise.rationale("spoof")[0]

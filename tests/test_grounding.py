@@ -31,12 +31,12 @@ def value_for(name, status):
     return {"low": lo - span, "normal": (lo + hi) / 2, "high": hi + span}[status]
 
 
-def render(name, template, value, times="1.52 s, 3.04 s"):
+def render(name, template, value, times="1.52 s, 3.04 s", freq="5513"):
     spec = cue_specs()[name]
     fmt = spec["fmt"]
     lo, hi = (float(x) for x in spec["range"])
     fields = {"v": fmt.format(value), "lo": fmt.format(lo), "hi": fmt.format(hi), "unit": spec["unit"],
-              "band": band_of(name) or "", "times": times}
+              "band": band_of(name) or "", "times": times, "freq": freq}
     return template.format(**fields)
 
 
@@ -76,7 +76,8 @@ def test_every_phrasing_is_recognised_with_its_cue_status_and_value(name, status
     # measured with that value, the claim is grounded
     cue = make_cue(name, value, **({"band": band_of(name)} if band_of(name) else {}),
                    **({"times": "1.52 s, 3.04 s", "detail": {"times_s": [1.52, 3.04]}}
-                      if name == "splice_candidates" else {}))
+                      if name == "splice_candidates" else {}),
+                   **({"freq": "5513", "detail": {"freq_hz": 5512.5}} if name == "ltas_peak_db" else {}))
     report = check_grounding(text, [cue])
     assert (report.n_claims, report.n_grounded, report.n_contradicted) == (1, 1, 0), report.to_dict()
 
@@ -103,12 +104,17 @@ def evidence(*specs):
         extra = {"band": band_of(name)} if band_of(name) else {}
         if name == "splice_candidates":
             extra = {"times": "1.52 s", "detail": {"times_s": [1.52]}}
+        if name == "ltas_peak_db":
+            extra = {"freq": "5513", "detail": {"freq_hz": 5512.5}}
         cues.append(make_cue(name, value, **extra))
     return Evidence(clip={}, cues=cues)
 
 
 EV = evidence(("bandwidth_hz", 4000.0), ("band_energy_1000_2000", -12.34), ("pause_floor_dbfs", -110.0),
               ("f0_mean_hz", 150.0), ("splice_candidates", 1.0), ("dc_offset", 0.03))
+#: the synthesis cues: a tonal line, a smooth 4-8 kHz band, a clean voice, an empty sub-bass
+EV_SYNTH = evidence(("ltas_peak_db", 25.0), ("hf_flux_db", 0.5), ("hnr_db", 20.0), ("sub_bass_db", -60.0),
+                    ("f0_jitter_pct", 0.8))
 
 
 def test_true_claims_are_grounded_and_coverage_counts_cited_anomalies():
@@ -136,6 +142,38 @@ def test_true_claims_are_grounded_and_coverage_counts_cited_anomalies():
 def test_contradicted_claims_are_caught(text, why):
     report = check_grounding(text, EV)
     assert report.n_claims == 1 and report.n_contradicted == 1 and report.precision == 0.0
+    assert why in report.checks[0].reason
+
+
+def test_claims_of_the_synthesis_cues_are_grounded():
+    text = ("a steady tonal line near 5513 Hz stands 25.0 dB above its neighbourhood in the long-term spectrum "
+            "(natural {lo}-{hi} dB), as upsampling layers leave; the 4-8 kHz band hardly flickers, 0.50 dB per 10 ms, "
+            "smoother than natural speech ({flo}-{fhi} dB); a harmonics-to-noise ratio of 20.0 dB, cleaner than "
+            "natural voices ({hlo}-{hhi} dB)")
+    fmt = {k: cue_specs()[c]["fmt"].format(float(cue_specs()[c]["range"][i])) for k, c, i in (
+        ("lo", "ltas_peak_db", 0), ("hi", "ltas_peak_db", 1), ("flo", "hf_flux_db", 0), ("fhi", "hf_flux_db", 1),
+        ("hlo", "hnr_db", 0), ("hhi", "hnr_db", 1))}
+    report = check_grounding(text.format(**fmt), EV_SYNTH)
+    assert [c.claim.cue for c in report.checks] == ["ltas_peak_db", "hf_flux_db", "hnr_db"]
+    assert report.precision == 1.0 and report.n_contradicted == 0
+    assert check_grounding("; ".join(c.phrase for c in EV_SYNTH.cues), EV_SYNTH).precision == 1.0
+
+
+@pytest.mark.parametrize("text, why", [
+    # the right cue and value, the wrong frequency: the line is at 5513 Hz
+    ("the long-term spectrum carries a steady tone near 4000 Hz, 25.0 dB above its neighbourhood, more than natural "
+     f"speech ({cue_specs()['ltas_peak_db']['fmt'].format(float(cue_specs()['ltas_peak_db']['range'][0]))}-"
+     f"{cue_specs()['ltas_peak_db']['fmt'].format(float(cue_specs()['ltas_peak_db']['range'][1]))} dB)",
+     "cites 4000 Hz"),
+    ("the 4-8 kHz band flickers by 0.50 dB per 10 ms, as in natural speech", "claims normal"),  # measured low
+    ("a harmonics-to-noise ratio of 12.0 dB, as in natural voices", "claims normal"),
+    ("almost nothing below 80 Hz: the sub-bass sits -50.0 dB under the 100-300 Hz band, below natural recordings",
+     "cites -50.0"),
+    ("frame-to-frame pitch jitter of 0.90 %, as in natural voices", "cites 0.90"),
+])
+def test_contradicted_synthesis_claims_are_caught(text, why):
+    report = check_grounding(text, EV_SYNTH)
+    assert report.n_claims == 1 and report.n_contradicted == 1, report.to_dict()
     assert why in report.checks[0].reason
 
 

@@ -21,6 +21,8 @@ def extra_fields(name):
     for lo, hi in OCTAVE_BANDS:
         if name == f"band_energy_{lo}_{hi}":
             return {"band": f"{lo:g}-{hi:g} Hz" if hi < 1000 else f"{lo / 1000:g}-{hi / 1000:g} kHz"}
+    if name == "ltas_peak_db":
+        return {"freq": "5513", "detail": {"freq_hz": 5512.5}}
     return {"times": "1.52 s, 3.04 s"} if name == "splice_candidates" else {}
 
 

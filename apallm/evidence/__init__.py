@@ -21,7 +21,8 @@ from apallm.evidence.spectrogram import (
     snap_to_patch,
 )
 
-__all__ = ["Cue", "Evidence", "EvidenceConfig", "KINDS", "Spectrogram", "SpectrogramConfig", "cue_specs",
+__all__ = ["Cue", "Evidence", "EvidenceConfig", "KINDS", "Spectrogram", "SpectrogramConfig", "citable", "cue_specs",
+           "no_supporting_cue",
            "extract_evidence", "make_cue", "measure_cues", "render_spectrogram", "snap_to_patch"]
 
 
@@ -54,16 +55,20 @@ class Evidence:
 
     def rationale(self, label: str, limit: int = 3) -> tuple[str, str]:
         """(frequency, time) rationale phrased from the measured cues, consistent with ``label``: a spoof
-        verdict cites the out-of-range cues of each domain, a bona fide verdict the in-range ones."""
+        verdict cites the out-of-range cues of each domain, a bona fide verdict the in-range ones; only cues
+        of the rationale vocabulary (:func:`citable`) are cited."""
         return (self._domain_rationale("frequency", label, limit), self._domain_rationale("time", label, limit))
 
-    def _domain_rationale(self, domain: str, label: str, limit: int) -> str:
-        cues = [c for c in self.by_domain(domain) if c.status != "na"]
+    def supporting_cues(self, domain: str, label: str, limit: int = 3) -> list[Cue]:
+        """The first ``limit`` citable cues of ``domain`` that support ``label`` (out of range for spoof, in
+        range for bona fide), in measuring order."""
         wanted = ("low", "high") if label == "spoof" else ("normal",)
-        chosen = [c for c in cues if c.status in wanted][:limit]
+        return [c for c in self.by_domain(domain) if c.status in wanted and citable(c.name)][:limit]
+
+    def _domain_rationale(self, domain: str, label: str, limit: int) -> str:
+        chosen = self.supporting_cues(domain, label, limit)
         if not chosen:
-            where = "outside" if label == "spoof" else "inside"
-            return f"no {domain}-domain cue lies {where} the range of natural speech"
+            return no_supporting_cue(domain, label)
         return "; ".join(c.phrase for c in chosen)
 
     def to_dict(self) -> dict:
@@ -108,6 +113,19 @@ class Evidence:
             data["spectrogram"]["image"] = png.name
         js.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return png, js
+
+
+def no_supporting_cue(domain: str, label: str) -> str:
+    """What a rationale says when no citable cue of ``domain`` supports ``label``."""
+    where = "outside" if label == "spoof" else "inside"
+    return f"no {domain}-domain cue that separates real from synthetic speech lies {where} the range of natural speech"
+
+
+def citable(name: str) -> bool:
+    """Whether a rationale may cite the cue: ``cite`` in prompts/cues.yaml, set by eval/cue_ranges.py to
+    whether the cue separates bona fide from spoof on unseen sources (leave-one-source-out AUC >= 0.65).
+    Every cue is measured and reported either way; a cue without the field is citable."""
+    return bool(cue_specs().get(name, {}).get("cite", True))
 
 
 def extract_evidence(clip: Clip, config: EvidenceConfig | None = None) -> Evidence:

@@ -1,7 +1,9 @@
 """Measured acoustic cues: numbers with units, a natural-speech range and a phrase an ALLM can cite.
 
-All cues of a clip come from one pass: one STFT (32 ms, 10 ms hop), 25 ms frame levels and YIN pitch.
-Reference ranges and phrase templates live in ``prompts/cues.yaml``.
+All cues of a clip come from one pass: one STFT (32 ms, 10 ms hop, with its phase), a fine one (128 ms) for the
+long-term spectral lines and the sub-bass, 25 ms frame levels and YIN pitch. Reference ranges, phrase templates
+and the rationale vocabulary (``cite``) live in ``prompts/cues.yaml``; eval/cue_ranges.py measures how far each
+cue separates bona fide from spoof on unseen sources.
 """
 
 from __future__ import annotations
@@ -38,6 +40,20 @@ VOICING_CORR = 0.7
 SPLICE_Z = 8.0
 SPLICE_MIN_GAP_S = 0.3
 MAX_SPLICES = 5
+#: long-term spectrum for narrow peaks and the sub-bass band: 128 ms frames (7.8 Hz bins)
+N_FFT_FINE = 2048
+#: a peak's prominence is its level above the running median over this many fine bins (~500 Hz)
+PEAK_MEDIAN_BINS = 65
+PEAK_BAND_HZ = (1000.0, 7500.0)
+SUB_BASS_HZ = (20.0, 80.0)
+SUB_BASS_REF_HZ = (100.0, 300.0)
+HF_BAND_HZ = (4000.0, 8000.0)
+SPEECH_BAND_HZ = (300.0, 4000.0)
+#: fewest frames (or frame pairs) a statistic over voiced or pause frames needs
+MIN_FRAMES = 10
+#: a pause floor at or below this is digital silence: no noise whose spectrum could be measured
+DIGITAL_SILENCE_DBFS = -100.0
+N_CEPSTRA = 24
 #: smallest spectral-shape change (mean |dB| across mel bands) that counts: steady tones stay below it
 SPLICE_MIN_FLUX_DB = 1.0
 
@@ -285,6 +301,141 @@ def pitch_track(wave: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return f0, num / den
 
 
+# ------------------------------------------------------------------------------------------ synthesis cues
+
+def ltas_peak(wave: np.ndarray, sr: int) -> tuple[float, float] | None:
+    """The most prominent narrow peak of the long-term spectrum between 1 and 7.5 kHz: (prominence in dB
+    above the running median over ~500 Hz, its frequency in Hz).
+
+    Upsampling layers of neural vocoders (transposed convolutions, stride N) leave steady tones at multiples
+    of fs/N, a line across the whole spectrogram; in natural speech a moving pitch smears harmonics in the
+    long-term average, and only a steady hum or whistle makes such a line.
+    """
+    if len(wave) < N_FFT_FINE:
+        wave = np.pad(wave, (0, N_FFT_FINE - len(wave)))
+    power = np.abs(librosa.stft(wave, n_fft=N_FFT_FINE, hop_length=N_FFT_FINE // 4, center=False)) ** 2
+    level = _db(power.mean(axis=1), floor=1e-20)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT_FINE)
+    from scipy.ndimage import median_filter
+
+    prominence = level - median_filter(level, size=PEAK_MEDIAN_BINS, mode="nearest")
+    band = (freqs >= PEAK_BAND_HZ[0]) & (freqs <= min(PEAK_BAND_HZ[1], sr / 2))
+    if not band.any():
+        return None
+    i = int(np.argmax(np.where(band, prominence, -np.inf)))
+    return float(prominence[i]), float(freqs[i])
+
+
+def sub_bass_db(wave: np.ndarray, sr: int, active: np.ndarray) -> float | None:
+    """Energy at 20-80 Hz against 100-300 Hz over active frames, dB (fine 7.8 Hz bins).
+
+    A microphone picks up the voice's lowest harmonics, breath and room rumble below 80 Hz; acoustic models
+    whose mel spectrogram starts at 80 Hz or so leave that band to the vocoder, which fills it with little.
+    """
+    if len(wave) < N_FFT_FINE:
+        wave = np.pad(wave, (0, N_FFT_FINE - len(wave)))
+    power = np.abs(librosa.stft(wave, n_fft=N_FFT_FINE, hop_length=HOP, center=False)) ** 2
+    # the fine frame i is centred (N_FFT_FINE - N_FFT) / 2 samples after level frame i
+    shift = int(round((N_FFT_FINE - N_FFT) / 2 / HOP))
+    idx = np.arange(power.shape[1]) + shift
+    keep = idx < len(active)
+    sel = np.zeros(power.shape[1], dtype=bool)
+    sel[keep] = active[idx[keep]]
+    if sel.sum() < MIN_FRAMES:
+        sel = np.ones(power.shape[1], dtype=bool)
+    ltas = power[:, sel].mean(axis=1)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT_FINE)
+    sub = ltas[(freqs >= SUB_BASS_HZ[0]) & (freqs < SUB_BASS_HZ[1])].sum()
+    ref = ltas[(freqs >= SUB_BASS_REF_HZ[0]) & (freqs < SUB_BASS_REF_HZ[1])].sum()
+    if ref <= 0:
+        return None
+    return float(max(_db(sub / ref, floor=1e-12), FLOOR_DBFS))
+
+
+def hf_phase_spread(stft: np.ndarray, freqs: np.ndarray, active: np.ndarray) -> float | None:
+    """Median over active frames of the standard deviation of the group delay across 4-8 kHz, in radians
+    per bin (the phase difference of neighbouring bins, unwrapped along frequency).
+
+    0 for one impulse in the frame (a constant group delay); random phase (noise) gives about 2.3. Vocoders
+    that draw the high band's phase from noise, or reconstruct it (Griffin-Lim), spread it more than the
+    glottal pulses and fricatives of natural speech.
+    """
+    band = (freqs >= HF_BAND_HZ[0]) & (freqs <= HF_BAND_HZ[1])
+    frames = stft[:, :len(active)][:, active[:stft.shape[1]]]
+    if frames.shape[1] < MIN_FRAMES or band.sum() < 3:
+        return None
+    phase = np.unwrap(np.angle(frames[band]), axis=0)
+    return float(np.median(np.std(np.diff(phase, axis=0), axis=0)))
+
+
+def envelope_variation_db(log_mel: np.ndarray, voiced: np.ndarray) -> float | None:
+    """Mean over mel-cepstral coefficients 1-24 of their standard deviation across voiced frames, dB: how
+    much the spectral envelope moves from sound to sound (the global variance of statistical TTS).
+
+    An acoustic model trained on a mean-squared error averages envelopes and flattens it; a steady vowel has
+    almost none.
+    """
+    frames = log_mel[:, :len(voiced)][:, voiced[:log_mel.shape[1]]]
+    if frames.shape[1] < MIN_FRAMES:
+        return None
+    from scipy.fft import dct
+
+    ceps = dct(frames, type=2, norm="ortho", axis=0)[1:N_CEPSTRA + 1]
+    return float(np.mean(np.std(ceps, axis=1)))
+
+
+def band_flux_db(power: np.ndarray, freqs: np.ndarray, active: np.ndarray,
+                 band_hz: tuple[float, float] = HF_BAND_HZ) -> float | None:
+    """Median change of the band's level between consecutive active 10 ms frames, dB.
+
+    Fricatives, bursts and breath make the 4-8 kHz band of natural speech flicker from frame to frame; a
+    vocoder's high band can be unusually smooth over time (or, as noise, unusually busy).
+    """
+    sel = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+    level = _db(power[sel].sum(axis=0), floor=1e-20)
+    act = active[:len(level)]
+    pairs = act[1:] & act[:-1]
+    if pairs.sum() < MIN_FRAMES:
+        return None
+    return float(np.median(np.abs(np.diff(level))[pairs]))
+
+
+def pause_hf_tilt_db(power: np.ndarray, freqs: np.ndarray, active: np.ndarray, pause_floor: float) -> float | None:
+    """The noise in the pauses: energy at 4-8 kHz against 0.3-4 kHz, dB (white noise +0.3, pink -5.7).
+
+    Room and microphone noise and breath have their own colour; a vocoder's pauses carry a faint copy of its
+    speech spectrum or its own hiss. None without MIN_FRAMES pause frames or in digital silence.
+    """
+    pause = ~active[:power.shape[1]]
+    if pause.sum() < MIN_FRAMES or pause_floor <= DIGITAL_SILENCE_DBFS:
+        return None
+    ltas = power[:, pause].mean(axis=1)
+    hf = ltas[(freqs >= HF_BAND_HZ[0]) & (freqs <= HF_BAND_HZ[1])].sum()
+    lf = ltas[(freqs >= SPEECH_BAND_HZ[0]) & (freqs < SPEECH_BAND_HZ[1])].sum()
+    if hf <= 0 or lf <= 0:
+        return None
+    return float(_db(hf / lf))
+
+
+def voice_quality(f0: np.ndarray, periodicity: np.ndarray, levels: np.ndarray,
+                  voiced: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    """(HNR dB, F0 jitter %, shimmer dB) over voiced 10 ms frames.
+
+    HNR: median of 10 log10(r / (1 - r)), r the normalised autocorrelation at the pitch period (harmonic
+    against noise power below 4 kHz). Jitter and shimmer are frame-level: the median relative change of F0,
+    and the median change of the 25 ms level, between consecutive voiced frames (not cycle to cycle).
+    """
+    hnr = jitter = shimmer = None
+    if voiced.sum() >= MIN_FRAMES:
+        r = np.clip(periodicity[voiced], 1e-3, 0.999)
+        hnr = float(np.median(10.0 * np.log10(r / (1.0 - r))))
+    pairs = voiced[1:] & voiced[:-1]
+    if pairs.sum() >= MIN_FRAMES:
+        jitter = float(100.0 * np.median((np.abs(np.diff(f0)) / f0[1:])[pairs]))
+        shimmer = float(np.median(np.abs(np.diff(levels[:len(voiced)]))[pairs]))
+    return hnr, jitter, shimmer
+
+
 def measure_cues(clip: Clip) -> list[Cue]:
     """Every cue of ``clip`` (16 kHz mono), in a fixed order: frequency domain first, then time domain."""
     wave = np.asarray(clip.waveform, dtype=np.float32)
@@ -297,9 +448,21 @@ def measure_cues(clip: Clip) -> list[Cue]:
     freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT)
     levels = frame_levels_dbfs(wave)
     n = min(power.shape[1], len(levels))
-    power, levels = power[:, :n], levels[:n]
+    stft, power, levels = stft[:, :n], power[:, :n], levels[:n]
     active, speech_level, pause_floor = activity(levels)
     act_power = power[:, active] if active.any() else power
+    log_mel = None
+    if not silent:
+        log_mel = _db(_mel_basis(sr) @ power)
+        log_mel = np.maximum(log_mel, log_mel.max() - 80.0)
+
+    f0 = periodicity = None
+    voiced = np.zeros(n, dtype=bool)
+    if not silent:
+        f0, periodicity = pitch_track(wave, sr)
+        m = min(len(f0), n)
+        f0, periodicity = f0[:m], periodicity[:m]
+        voiced = (periodicity > VOICING_CORR) & active[:m]
 
     cues: list[Cue] = []
     # ---------------- frequency domain
@@ -320,6 +483,13 @@ def measure_cues(clip: Clip) -> list[Cue]:
         rolloff = float(np.median(librosa.feature.spectral_rolloff(S=mag, sr=sr, n_fft=N_FFT, roll_percent=0.85)))
     cues.append(make_cue("spectral_flatness", flatness))
     cues.append(make_cue("spectral_rolloff_hz", rolloff))
+    peak = None if silent else ltas_peak(wave, sr)
+    cues.append(make_cue("ltas_peak_db", None if peak is None else peak[0],
+                         freq="n/a" if peak is None else f"{peak[1]:.0f}",
+                         detail={} if peak is None else {"freq_hz": round(peak[1], 1)}))
+    cues.append(make_cue("sub_bass_db", None if silent else sub_bass_db(wave, sr, active)))
+    cues.append(make_cue("hf_phase_spread", None if silent else hf_phase_spread(stft, freqs, active)))
+    cues.append(make_cue("envelope_variation_db", None if silent else envelope_variation_db(log_mel, voiced)))
 
     # ---------------- time domain
     cues.append(make_cue("speech_level_dbfs", None if silent else speech_level))
@@ -329,12 +499,10 @@ def measure_cues(clip: Clip) -> list[Cue]:
 
     f0_mean = f0_spread = voiced_ratio = None
     if not silent:
-        f0, periodicity = pitch_track(wave, sr)
-        m = min(len(f0), n)
-        voiced = (periodicity[:m] > VOICING_CORR) & active[:m]
+        m = len(f0)
         voiced_ratio = float(voiced.sum() / max(1, active[:m].sum()))
         if voiced.sum() >= 5:
-            v = f0[:m][voiced]
+            v = f0[voiced]
             f0_mean = float(np.mean(v))
             semis = 12.0 * np.log2(v / np.median(v))
             f0_spread = float(np.std(semis))
@@ -345,9 +513,6 @@ def measure_cues(clip: Clip) -> list[Cue]:
     if silent:
         cues.append(make_cue("splice_candidates", None, times=""))
     else:
-        mel_fb = _mel_basis(sr)
-        log_mel = _db(mel_fb @ power)
-        log_mel = np.maximum(log_mel, log_mel.max() - 80.0)
         times = (np.arange(n) * HOP + N_FFT / 2) / sr
         peaks = splice_candidates(log_mel, active, times)
         when = ", ".join(f"{t:.2f} s" for t, _ in sorted(peaks)) or "none"
@@ -356,6 +521,14 @@ def measure_cues(clip: Clip) -> list[Cue]:
                                      "z": [round(z, 1) for _, z in sorted(peaks)]}))
     cues.append(make_cue("clipping_ratio", clip.clipping_ratio))
     cues.append(make_cue("dc_offset", clip.dc_offset))
+    hnr = jitter = shimmer = None
+    if not silent:
+        hnr, jitter, shimmer = voice_quality(f0, periodicity, levels, voiced)
+    cues.append(make_cue("hnr_db", hnr))
+    cues.append(make_cue("f0_jitter_pct", jitter))
+    cues.append(make_cue("shimmer_db", shimmer))
+    cues.append(make_cue("hf_flux_db", None if silent else band_flux_db(power, freqs, active)))
+    cues.append(make_cue("pause_hf_tilt_db", None if silent else pause_hf_tilt_db(power, freqs, active, pause_floor)))
     return cues
 
 
