@@ -101,6 +101,9 @@ class Verdict:
     flags: list[str] = field(default_factory=list)
     uncertain: bool | None = None
     cm_scores: dict[str, float] | None = None  # auxiliary countermeasures' P(spoof), shown beside the verdict
+    #: where the detector looked (:meth:`apallm.attribution.Attribution.to_dict`): spans and bands with the drop
+    #: of P(spoof) when each is masked
+    attribution: dict | None = None
 
     def __post_init__(self):
         label = self.label if self.label in VERDICT_LABELS else canonical_label(self.label)
@@ -124,6 +127,8 @@ class Verdict:
             self.rationale = Rationale(**self.rationale)
         if self.evidence is not None and hasattr(self.evidence, "to_dict"):
             self.evidence = self.evidence.to_dict()
+        if self.attribution is not None and hasattr(self.attribution, "to_dict"):
+            self.attribution = self.attribution.to_dict()
         regions = []
         for region in self.regions or []:
             start, end = (float(x) for x in region)
@@ -147,12 +152,14 @@ class Verdict:
             out["cm_scores"] = dict(self.cm_scores)
         if self.evidence is not None:
             out["evidence"] = self.evidence
+        if self.attribution is not None:
+            out["attribution"] = self.attribution
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Verdict":
         unknown = set(data) - {"id", "label", "score", "rationale", "regions", "system", "detector", "evidence",
-                               "flags", "uncertain", "cm_scores"}
+                               "flags", "uncertain", "cm_scores", "attribution"}
         if unknown:
             raise ValueError(f"unknown verdict fields: {', '.join(sorted(unknown))}")
         for key in ("label", "score"):
@@ -161,7 +168,8 @@ class Verdict:
         return cls(label=data["label"], score=data["score"], rationale=Rationale(**data.get("rationale", {})),
                    evidence=data.get("evidence"), regions=[tuple(r) for r in data.get("regions", [])],
                    system=data.get("system"), detector=data.get("detector"), id=data.get("id"),
-                   flags=list(data.get("flags", [])), uncertain=data.get("uncertain"), cm_scores=data.get("cm_scores"))
+                   flags=list(data.get("flags", [])), uncertain=data.get("uncertain"), cm_scores=data.get("cm_scores"),
+                   attribution=data.get("attribution"))
 
     @property
     def display_label(self) -> str:
