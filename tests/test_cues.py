@@ -296,3 +296,17 @@ def test_rationale_cites_only_the_vocabulary_and_says_when_nothing_supports_the_
     # white noise's random high-band phase is outside natural speech, and the phase cue is citable
     noise = extract_evidence(load_audio(white_noise(3.0), sample_rate=SR), NO_IMAGE)
     assert "4-8 kHz phase is more random" in noise.rationale("spoof")[0]
+
+
+def test_cepstral_peak_prominence_finds_the_pitch_period_and_falls_with_noise():
+    t = np.arange(3 * SR) / SR
+    comb = sum(np.sin(2 * np.pi * 125.0 * k * t) for k in range(1, 60)).astype(np.float32)  # a flat comb at 125 Hz
+    comb *= 0.3 / np.abs(comb).max()
+    values = []
+    for snr_db in (40.0, 20.0, 10.0):
+        noise = white_noise(3.0, amp=float(comb.std()) / 10 ** (snr_db / 20))
+        c = cues_of(comb + noise)["cpp_db"]
+        assert c.detail["peak_f0_hz"] == pytest.approx(125.0, rel=0.02)  # the peak lies at the 8 ms period
+        values.append(c.value)
+    assert values[0] > values[1] > values[2] > 0
+    assert cues_of(white_noise(3.0))["cpp_db"].status == "na"  # no voiced frames

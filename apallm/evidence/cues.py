@@ -436,6 +436,27 @@ def voice_quality(f0: np.ndarray, periodicity: np.ndarray, levels: np.ndarray,
     return hnr, jitter, shimmer
 
 
+def cepstral_peak_prominence(stft: np.ndarray, voiced: np.ndarray, sr: int) -> tuple[float, float] | None:
+    """Cepstral peak prominence over voiced frames: (median CPP in dB, the F0 in Hz of the median peak).
+
+    The real cepstrum of each voiced frame's dB spectrum (32 ms) has a peak at the pitch period, as high as the
+    harmonics stand out of the noise between them; CPP is that peak above the cepstrum's regression line over
+    the quefrencies of F0_MAX to F0_MIN. Here in the units of ``irfft`` of the dB spectrum (a clean harmonic
+    comb gives several dB, breath and noise push it toward 0).
+    """
+    frames = np.abs(stft[:, :len(voiced)][:, voiced[:stft.shape[1]]])
+    if frames.shape[1] < MIN_FRAMES:
+        return None
+    ceps = np.fft.irfft(_db(frames ** 2, floor=1e-18), axis=0)  # of 20 log10 |X|
+    q = np.arange(ceps.shape[0]) / sr
+    sel = (q >= 1.0 / F0_MAX) & (q <= 1.0 / F0_MIN)
+    c, qq = ceps[sel], q[sel]
+    slope, intercept = np.polyfit(qq, c, 1)  # one line per frame (columns)
+    peak = np.argmax(c, axis=0)
+    cpp = c[peak, np.arange(c.shape[1])] - (slope * qq[peak] + intercept)
+    return float(np.median(cpp)), float(1.0 / np.median(qq[peak]))
+
+
 def measure_cues(clip: Clip) -> list[Cue]:
     """Every cue of ``clip`` (16 kHz mono), in a fixed order: frequency domain first, then time domain."""
     wave = np.asarray(clip.waveform, dtype=np.float32)
@@ -529,6 +550,9 @@ def measure_cues(clip: Clip) -> list[Cue]:
     cues.append(make_cue("shimmer_db", shimmer))
     cues.append(make_cue("hf_flux_db", None if silent else band_flux_db(power, freqs, active)))
     cues.append(make_cue("pause_hf_tilt_db", None if silent else pause_hf_tilt_db(power, freqs, active, pause_floor)))
+    cpp = None if silent else cepstral_peak_prominence(stft, voiced, sr)
+    cues.append(make_cue("cpp_db", None if cpp is None else cpp[0],
+                         detail={} if cpp is None else {"peak_f0_hz": round(cpp[1], 1)}))
     return cues
 
 
