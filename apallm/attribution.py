@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["OCTAVES", "Attribution", "Region", "attribute", "mask_region"]
+__all__ = ["OCTAVES", "Attribution", "Region", "attribute", "find_region_claims", "mask_region"]
 
 #: octave bands 125 Hz-8 kHz, as the measured cues use them
 OCTAVES = ((125.0, 250.0), (250.0, 500.0), (500.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
@@ -58,6 +59,10 @@ class Region:
         return cls(kind=data["kind"], start_s=float(data["start_s"]), end_s=float(data["end_s"]),
                    lo_hz=float(data["lo_hz"]), hi_hz=float(data["hi_hz"]), delta=float(data["delta"]))
 
+    def phrase(self) -> str:
+        """The rationale's sentence for the region, which :func:`find_region_claims` reads back."""
+        return f"the detector's spoof evidence lies at {self.describe()} (P(spoof) drops by {self.delta:.2f} masked)"
+
     def describe(self) -> str:
         """``4-8 kHz between 1.20 and 1.70 s``, ``1.20-1.70 s``, or ``4-8 kHz``."""
         band = (f"{self.lo_hz:g}-{self.hi_hz:g} Hz" if self.hi_hz < 1000
@@ -84,6 +89,18 @@ class Attribution:
         """The ``k`` regions that raise P(spoof) most (positive delta), largest first."""
         regions = [r for r in (*self.cells, *self.spans, *self.bands) if r.kind in kinds and r.delta > 0]
         return sorted(regions, key=lambda r: -r.delta)[:k]
+
+    def supports(self, lo_hz: float | None, hi_hz: float | None, start_s: float | None, end_s: float | None,
+                 k: int = 3) -> bool:
+        """Whether a cited band and/or span lies inside one of the :meth:`top` ``k`` regions, in every dimension
+        it names (a band and a span together need a cell): how the grounding checker judges a "where" claim."""
+        for r in self.top(k):
+            band_ok = lo_hz is None or (r.kind != "span" and r.lo_hz <= lo_hz + 1 and hi_hz <= r.hi_hz + 1)
+            span_ok = start_s is None or (
+                r.kind != "band" and r.start_s - 0.005 <= start_s and end_s <= r.end_s + 0.005)
+            if band_ok and span_ok:
+                return True
+        return False
 
     def to_dict(self) -> dict:
         return {"score": round(self.score, 4), "mask": self.mask, "n_variants": self.n_variants,
@@ -171,3 +188,27 @@ def attribute(detector, clip, span_s: float = 0.5, bands: Sequence[tuple[float, 
     return Attribution(score=float(score), spans=span_regions, bands=band_regions,
                        cells=sorted(cells, key=lambda r: -r.delta), n_variants=n_variants,
                        cost_passes=float(n_variants + scored_clip))
+
+
+_WHERE = re.compile(
+    r"spoof evidence lies at (?:(?P<band>\d+(?:\.\d+)?\s*[-\u2013]\s*\d+(?:\.\d+)?\s*k?Hz)"
+    r"(?:\s+between\s+(?P<s1>\d+(?:\.\d+)?)\s+and\s+(?P<e1>\d+(?:\.\d+)?)\s*s)?"
+    r"|(?P<s2>\d+(?:\.\d+)?)\s*[-\u2013]\s*(?P<e2>\d+(?:\.\d+)?)\s*s)", re.IGNORECASE)
+
+
+def find_region_claims(text: str) -> list[dict]:
+    """Every "the detector's spoof evidence lies at ..." claim in ``text``: ``{"text", "span", "lo_hz", "hi_hz",
+    "start_s", "end_s"}`` (None for what the claim does not name; ``span`` the character offsets)."""
+    claims = []
+    for m in _WHERE.finditer(text or ""):
+        lo = hi = start = end = None
+        if m.group("band"):
+            nums = re.findall(r"\d+(?:\.\d+)?", m.group("band"))
+            scale = 1000.0 if re.search(r"khz", m.group("band"), re.IGNORECASE) else 1.0
+            lo, hi = float(nums[0]) * scale, float(nums[1]) * scale
+        s, e = m.group("s1") or m.group("s2"), m.group("e1") or m.group("e2")
+        if s is not None:
+            start, end = float(s), float(e)
+        claims.append({"text": m.group(0), "span": m.span(), "lo_hz": lo, "hi_hz": hi, "start_s": start,
+                       "end_s": end})
+    return claims

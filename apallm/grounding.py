@@ -29,7 +29,7 @@ from apallm.evidence.cues import cue_specs
 from apallm.rationale import _NUM, OUT_OF_RANGE, CueClaim, _number, find_claims
 
 __all__ = ["CONTRADICTED", "GROUNDED", "UNMEASURED", "ClaimCheck", "GroundingReport", "check_claim",
-           "check_grounding", "measurements", "same_facts", "value_tolerance"]
+           "check_grounding", "check_region_claims", "measurements", "same_facts", "value_tolerance"]
 
 GROUNDED = "grounded"
 CONTRADICTED = "contradicted"
@@ -170,15 +170,41 @@ class GroundingReport:
                 "cited_out_of_range": list(self.cited_out_of_range), "claims": [c.to_dict() for c in self.checks]}
 
 
-def check_grounding(rationale: str | Iterable[CueClaim], evidence) -> GroundingReport:
+def check_grounding(rationale: str | Iterable[CueClaim], evidence, attribution=None) -> GroundingReport:
     """Check every claim of ``rationale`` (a text, or claims from :func:`find_claims`) against ``evidence``
-    (anything :func:`measurements` takes)."""
+    (anything :func:`measurements` takes). With ``attribution`` (an :class:`apallm.attribution.Attribution`
+    or its dict, e.g. ``Verdict.attribution``) a text's "where" claims are checked too: see
+    :func:`check_region_claims`."""
     claims = find_claims(rationale) if isinstance(rationale, str) else list(rationale)
     measured = measurements(evidence)
     checks = tuple(check_claim(c, measured) for c in claims)
+    if attribution is not None and isinstance(rationale, str):
+        checks += tuple(check_region_claims(rationale, attribution))
     out = tuple(name for name, m in measured.items() if m.get("status") in OUT_OF_RANGE)
     cited = {c.cue for c in claims}
     return GroundingReport(checks, out, tuple(name for name in out if name in cited))
+
+
+def check_region_claims(text: str, attribution, k: int = 3) -> list[ClaimCheck]:
+    """The "the detector's spoof evidence lies at <band> between <start> and <end> s" claims of ``text``
+    (:func:`apallm.attribution.find_region_claims`), each **grounded** when the cited band and/or span lies
+    inside one of the attribution's ``k`` regions that raise P(spoof) most (a band with a span needs a masked
+    cell there), else **contradicted**. The claims carry the cue name ``attribution``."""
+    from apallm.attribution import Attribution, find_region_claims
+
+    att = Attribution.from_dict(attribution) if isinstance(attribution, Mapping) else attribution
+    checks = []
+    for c in find_region_claims(text):
+        fields = {key: str(c[key]) for key in ("lo_hz", "hi_hz", "start_s", "end_s") if c[key] is not None}
+        claim = CueClaim(cue="attribution", status="where", value=None, span=c["span"], text=c["text"],
+                         domain="frequency" if c["lo_hz"] is not None else "time", fields=fields)
+        if att.supports(c["lo_hz"], c["hi_hz"], c["start_s"], c["end_s"], k):
+            checks.append(ClaimCheck(claim, GROUNDED, "where", None))
+        else:
+            top = "; ".join(r.describe() for r in att.top(k)) or "none"
+            checks.append(ClaimCheck(claim, CONTRADICTED, "where", None,
+                                     f"cites {c['text']!r}, not among the regions that raise P(spoof) most ({top})"))
+    return checks
 
 
 def _facts(text: str) -> tuple[list, Counter]:

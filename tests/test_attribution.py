@@ -84,3 +84,24 @@ def test_verdict_carries_the_attribution():
     back = Verdict.from_dict(v.to_dict())
     assert back.attribution == att.to_dict()
     assert "attribution" not in Verdict(label="bonafide", score=0.1).to_dict()
+
+
+def test_grounding_accepts_the_attributed_region_and_rejects_a_wrong_span_or_band():
+    from apallm.grounding import CONTRADICTED, GROUNDED, check_grounding
+
+    att = attribute(ToneDetector(), planted())
+    right = att.cells[0].phrase()
+    assert right.startswith("the detector's spoof evidence lies at 2-4 kHz between 1.50 and 2.00 s")
+    report = check_grounding(right, {"cues": []}, attribution=att.to_dict())
+    assert [c.verdict for c in report.checks] == [GROUNDED] and report.precision == 1.0
+    for wrong in ("the detector's spoof evidence lies at 2-4 kHz between 0.50 and 1.00 s",   # wrong span
+                  "the detector's spoof evidence lies at 4-8 kHz between 1.50 and 2.00 s",   # wrong band
+                  "the detector's spoof evidence lies at 0.5-1 kHz",                         # wrong band alone
+                  "the detector's spoof evidence lies at 3.00-3.50 s"):                       # wrong span alone
+        report = check_grounding(wrong, {"cues": []}, attribution=att)
+        assert [c.verdict for c in report.checks] == [CONTRADICTED], wrong
+        assert "not among the regions" in report.checks[0].reason
+    # a band or span alone inside the attributed region is grounded; without an attribution nothing is checked
+    for alone in ("the detector's spoof evidence lies at 2-4 kHz", "the detector's spoof evidence lies at 1.50-2.00 s"):
+        assert check_grounding(alone, {"cues": []}, attribution=att).precision == 1.0
+    assert check_grounding(right, {"cues": []}).n_claims == 0
