@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["OCTAVES", "Attribution", "Region", "attribute", "find_region_claims", "mask_region"]
+__all__ = ["OCTAVES", "Attribution", "Region", "attribute", "cues_in", "find_region_claims", "mask_region",
+           "where_rationale"]
 
 #: octave bands 125 Hz-8 kHz, as the measured cues use them
 OCTAVES = ((125.0, 250.0), (250.0, 500.0), (500.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
@@ -212,3 +213,48 @@ def find_region_claims(text: str) -> list[dict]:
         claims.append({"text": m.group(0), "span": m.span(), "lo_hz": lo, "hi_hz": hi, "start_s": start,
                        "end_s": end})
     return claims
+
+
+#: cues measured inside a span get at least this much audio around it (pitch and pauses need context)
+MIN_CUE_S = 1.0
+#: a rationale names a cell rather than a stronger band or span when the cell keeps this share of its delta
+SPECIFIC_SHARE = 0.9
+
+
+def cues_in(clip, region: Region, min_s: float = MIN_CUE_S):
+    """The measured cues of the part of ``clip`` that ``region`` spans (widened symmetrically to ``min_s``;
+    a band's region is the whole clip)."""
+    from apallm.audio import as_clips
+    from apallm.evidence import measure_cues
+
+    (clip,) = as_clips([clip])
+    duration = len(clip.waveform) / clip.sample_rate
+    start, end = region.start_s, region.end_s
+    if end - start < min_s:
+        pad = (min_s - (end - start)) / 2
+        start, end = max(0.0, start - pad), min(duration, end + pad)
+    a, b = int(round(start * clip.sample_rate)), int(round(end * clip.sample_rate))
+    return measure_cues(dataclasses.replace(clip, waveform=clip.waveform[a:b]))
+
+
+def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) -> str:
+    """Where the detector's spoof evidence lies and what is measured there: for each of the ``k`` top regions
+    its :meth:`Region.phrase` (a cell first when it keeps :data:`SPECIFIC_SHARE` of the best delta), then the
+    citable cues (:func:`apallm.evidence.citable`) measured out of
+    range inside it, or a sentence that none is. Without a region that raises P(spoof), says so."""
+    from apallm.evidence import citable
+
+    top = attribution.top(k + 2)
+    if top:  # a cell nearly as strong as the best region says more: where in time and frequency at once
+        cells = [r for r in top if r.kind == "cell" and r.delta >= SPECIFIC_SHARE * top[0].delta]
+        top = (cells + [r for r in top if r not in cells])[:k]
+    if not top:
+        return "no masked span or band lowers the detector's P(spoof)"
+    parts = []
+    for region in top:
+        found = [c for c in cues_in(clip, region) if c.status in ("low", "high") and citable(c.name)][:limit]
+        there = "; ".join(c.phrase for c in found) if found else (
+            "no measured cue that separates real from synthetic speech lies outside the range of natural speech "
+            "there")
+        parts.append(f"{region.phrase()}; there {there}")
+    return "; ".join(parts)

@@ -105,3 +105,19 @@ def test_grounding_accepts_the_attributed_region_and_rejects_a_wrong_span_or_ban
     for alone in ("the detector's spoof evidence lies at 2-4 kHz", "the detector's spoof evidence lies at 1.50-2.00 s"):
         assert check_grounding(alone, {"cues": []}, attribution=att).precision == 1.0
     assert check_grounding(right, {"cues": []}).n_claims == 0
+
+
+def test_where_rationale_names_the_region_and_what_is_measured_there():
+    from apallm.attribution import cues_in, where_rationale
+    from apallm.grounding import check_grounding
+
+    x = planted()
+    att = attribute(ToneDetector(), x)
+    text = where_rationale(att, x)
+    assert text.startswith(att.cells[0].phrase() + "; there ")  # the cell: as strong, and more specific
+    assert "2-4 kHz between 1.50 and 2.00 s" in text
+    assert check_grounding(text, {"cues": []}, attribution=att).n_contradicted == 0
+    inside = {c.name: c for c in cues_in(x, att.cells[0])}
+    assert inside["ltas_peak_db"].detail["freq_hz"] == pytest.approx(TONE_HZ, abs=8)  # the tone, measured there
+    nothing = Attribution(score=0.2, spans=[], bands=[])
+    assert where_rationale(nothing, x) == "no masked span or band lowers the detector's P(spoof)"
