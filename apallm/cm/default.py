@@ -1,20 +1,27 @@
 """The default detector that ships inside the package, so ``apallm explain`` gives a verdict on any CPU.
 
-It is a frozen countermeasure backbone (the published AASIST, MIT, see ``weights/default/LICENSE``) read as a
-feature extractor, plus a small logistic head trained by ``train/default_detector.py`` on realworld-dev and on
-spoofs generated on this machine (espeak-ng, flite and festival voices; Griffin-Lim copies of the bona fide
-clips), with codec round trips applied to both classes. The recipe chose the design by leave-one-source-out
-EER; its report sits beside the weights (``loso.json``).
+It is a frozen pretrained front end (the encoder of OpenAI's Whisper tiny.en, MIT, see
+``weights/default/whisper-tiny.en/LICENSE``) read as a feature extractor, plus a small logistic head trained by
+``train/default_detector.py`` on realworld-dev, train-corpus and spoofs made on this machine (espeak-ng, flite
+and festival voices), with codec round trips applied to both classes. The recipe chose the design by
+leave-one-source-out EER over every source; its report sits beside the weights (``loso.json``). The previous
+default, the published AASIST (MIT) recalibrated, is ``load_detector("published-aasist")``
+(``weights/published-aasist``).
 
 The folder it loads (``weights/default`` unless another is given):
 
-- ``detector.json``: name, the feature recipe (backbones, crop, cue names), and provenance;
+- ``detector.json``: name, the feature recipe (backbones, front ends and their hidden states, crop, cue names),
+  and provenance;
 - ``<backbone>/``: a countermeasure checkpoint folder (``model.safetensors`` + ``config.json``);
+- ``<front end>/``: a ``transformers`` Whisper folder (encoder only); when a folder lacks it, the prepared cache
+  of the ``[pretrained]`` extra (``apallm models prepare``) serves;
 - ``head.safetensors``: ``mean``, ``scale`` (feature standardisation), ``coef``, ``intercept``.
 
 Features of a clip, in order: for each backbone its utterance embedding (:meth:`AASIST.embed`), averaged
-over the clip's crops; then, when the recipe names cues, the measured cue values (missing ones take the
-training mean). P(spoof) is ``sigmoid(coef . (x - mean) / scale + intercept)``.
+over the clip's crops; for each front end the mean and standard deviation over time of the named hidden
+states, over the clip's own frames (:meth:`apallm.frontends.FrontEnd.pooled`); then, when the recipe names cues,
+the measured cue values (missing ones take the training mean). P(spoof) is
+``sigmoid(coef . (x - mean) / scale + intercept)``.
 """
 
 from __future__ import annotations
