@@ -172,8 +172,9 @@ def test_ssl_and_aasist_front_ends_and_the_graph_back_end_over_a_front_end(tmp_p
     states = ssl.hidden_states(wave)
     assert len(states) == ssl.num_layers == 3 and states[-1].shape == (2, 49, 32)
     aasist = AASISTFrontEnd(build_preset("aasist-l"))
+    dim = aasist.dim
     frames = aasist(torch.randn(1, 64600))
-    assert frames.ndim == 3 and frames.shape[-1] == aasist.dim
+    assert frames.ndim == 3 and frames.shape[-1] == dim and frames.shape[1] == round(aasist.frame_rate * 64600 / 16000)
     torch.manual_seed(0)
     from transformers import WhisperConfig, WhisperModel
 

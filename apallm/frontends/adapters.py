@@ -56,15 +56,16 @@ class SSLFrontEnd(FrontEnd):
 
 
 class AASISTFrontEnd(FrontEnd):
-    """AASIST's encoder as frames: ``(B, T', C * F)`` (about 2 frames per 100 ms of a 4-s crop)."""
+    """AASIST's encoder as frames: ``(B, T', C * F)``."""
 
     def __init__(self, model, name: str = "aasist"):
         super().__init__()
         self.model = model.eval()
         self.name = name
-        c = model.config
-        self.dim = c.filts[-1][-1] * (c.first_conv and 23)  # channels x spectral nodes after pooling
-        self.frame_rate = 16000 / c.nb_samp * 29
+        with torch.no_grad():  # channels x spectral rows of the maps, and their frame rate, from one crop
+            _, c, f, t = model.encode(torch.zeros(1, model.config.nb_samp)).shape
+        self.dim = c * f
+        self.frame_rate = t * 16000 / model.config.nb_samp
 
     @classmethod
     def from_checkpoint(cls, directory: str | os.PathLike) -> AASISTFrontEnd:
@@ -75,7 +76,6 @@ class AASISTFrontEnd(FrontEnd):
     def hidden_states(self, waveform: Tensor) -> list[Tensor]:
         maps = self.model.encode(waveform)  # (B, C, F, T)
         b, c, f, t = maps.shape
-        self.dim = c * f
         return [maps.permute(0, 3, 1, 2).reshape(b, t, c * f)]
 
 
