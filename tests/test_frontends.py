@@ -201,3 +201,46 @@ def test_a_missing_extra_is_a_clear_error_naming_the_extra(monkeypatch, tmp_path
         require("onnxruntime", "DNSMOS")
     with pytest.raises(KeyError, match="known"):
         prepare("whisper-huge", tmp_path)
+
+
+def test_ge2e_encoder_round_trips_through_safetensors_and_gives_unit_embeddings(tmp_path):
+    from apallm.frontends.ge2e import GE2EEncoder, convert_ge2e
+
+    torch.manual_seed(0)
+    model = GE2EEncoder()
+    torch.save({"model_state": model.state_dict(), "step": 1}, tmp_path / "pretrained.pt")
+    convert_ge2e(tmp_path / "pretrained.pt", tmp_path / "ge2e.safetensors")
+    back = GE2EEncoder.load(tmp_path / "ge2e.safetensors")
+    wave = np.random.default_rng(0).normal(size=40000).astype(np.float32) * 0.1
+    e = back.embed(wave)
+    assert e.shape == (256,) and np.linalg.norm(e) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(e, model.embed(wave), atol=1e-6)
+    assert back.embed(wave[:4000]).shape == (256,)  # shorter than one partial window: padded
+
+
+def test_prepared_ge2e_matches_resemblyzers_own_encoder(tmp_path, monkeypatch):
+    if not _have("resemblyzer", "librosa"):
+        pytest.skip("Resemblyzer is not installed (pip install 'apallm[speaker]')")
+    import types
+
+    from apallm.frontends import prepare
+    from apallm.frontends.ge2e import GE2EEncoder
+
+    if not _have("webrtcvad"):  # Resemblyzer imports it at module load; the encoder itself does not use it
+        monkeypatch.setitem(sys.modules, "webrtcvad", types.ModuleType("webrtcvad"))
+    from resemblyzer import VoiceEncoder
+
+    ours = GE2EEncoder.load(prepare("ge2e", tmp_path) / "model.safetensors")
+    mels = torch.rand(2, 160, 40)
+    with torch.inference_mode():
+        np.testing.assert_allclose(ours(mels), VoiceEncoder("cpu", verbose=False)(mels), atol=1e-5)
+
+
+def test_prepared_dnsmos_scores_a_clip(tmp_path):
+    if not _have("speechmos", "onnxruntime"):
+        pytest.skip("speechmos / onnxruntime are not installed (pip install 'apallm[pretrained]')")
+    from apallm.frontends import prepare
+    from apallm.frontends.dnsmos import DNSMOS
+
+    scores = DNSMOS(prepare("dnsmos", tmp_path)).score(np.random.default_rng(0).normal(size=32000) * 0.05)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
