@@ -518,6 +518,8 @@ def designs() -> list[Design]:
         Design("whisper (5 states), logistic, no local spoofs", features=w, c=0.01, tts=False, vocoded=False),
         Design("whisper (5 states), logistic, no codec copies", features=w, c=0.01, codec=False),
         Design("whisper (5 states), logistic, no Griffin-Lim copies", features=w, c=0.01, vocoded=False),
+        Design("whisper (5 states), logistic C=0.003, no Griffin-Lim copies", features=w, c=0.003, vocoded=False),
+        Design("whisper (5 states), logistic C=0.03, no Griffin-Lim copies", features=w, c=0.03, vocoded=False),
     ]
 
 
