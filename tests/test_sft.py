@@ -223,9 +223,10 @@ def test_lm_only_lora_targets_match_the_decoder_in_both_transformers_5_layouts()
     towers (``audio_tower.layers``, ``visual.blocks``) and the head never match."""
     import re
 
-    from apallm.training.sft import LM_ONLY_TARGETS
+    from apallm.allm import family_class
 
-    pattern = LM_ONLY_TARGETS["qwen2_5_omni"]
+    pattern = family_class("qwen2_5_omni").lora_targets
+    assert family_class("qwen2_audio").lora_targets == pattern
     for lm in ("model.layers.3", "model.language_model.layers.3", "thinker.model.layers.0"):
         for proj in ("self_attn.q_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.down_proj"):
             assert re.fullmatch(pattern, f"{lm}.{proj}"), f"{lm}.{proj}"
@@ -233,3 +234,17 @@ def test_lm_only_lora_targets_match_the_decoder_in_both_transformers_5_layouts()
                  "visual.blocks.2.mlp.gate_proj", "lm_head", "model.layers.3.self_attn", "model.embed_tokens",
                  "audio_tower.proj", "visual.merger.mlp.0"):
         assert not re.fullmatch(pattern, name), name
+
+
+def test_families_own_their_settings_and_an_unknown_family_is_a_clear_error():
+    from apallm.allm import FAMILIES, family_class
+    from apallm.allm.registry import _model_types
+    from apallm.training.sft import PeftSettings, apply_peft
+
+    assert _model_types() == {"qwen2_5_omni": "qwen2_5_omni", "qwen2_5_omni_thinker": "qwen2_5_omni",
+                              "qwen2_audio": "qwen2_audio"}
+    assert family_class("qwen2_5_omni").towers == {"audio": "audio_tower", "vision": "visual"}
+    assert family_class("qwen2_audio").towers["vision"] is None and not family_class("qwen2_audio").reusable_inputs
+    assert set(FAMILIES) == {"qwen2_5_omni", "qwen2_audio"}
+    with pytest.raises(ValueError, match="unknown ALLM family 'voxtral'"):
+        apply_peft(None, "voxtral", PeftSettings())

@@ -48,9 +48,23 @@ class Sample:
 
 
 class ALLMDetector(Detector):
-    """An audio LLM that hears the clip, sees its spectrogram and answers label + rationale."""
+    """An audio LLM that hears the clip, sees its spectrogram and answers label + rationale.
+
+    A family (one subclass, one line in :data:`apallm.allm.registry.FAMILIES`) owns its settings:
+    ``model_types`` (the checkpoint ``model_type`` values it loads), ``lora_targets`` (the regex of the modules
+    LoRA adapts by default: the language model's attention and MLP projections, never a tower),
+    ``towers`` (``{"audio": module name, "vision": module name or None}``, for ``train_audio_tower`` and
+    ``train_vision_tower``) and ``reusable_inputs`` (whether :meth:`encode` gives inputs that a generation and
+    a scoring pass can both take, so GRPO need not encode a rollout twice).
+    """
 
     family = "base"
+    model_types: tuple[str, ...] = ()
+    #: the decoder is ``model.layers`` in transformers up to 5.17 and ``model.language_model.layers`` later
+    lora_targets = (r"(?:.*\.)?(?:language_model|model)\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)"
+                    r"|mlp\.(gate_proj|up_proj|down_proj))")
+    towers: dict[str, str | None] = {"audio": "audio_tower", "vision": None}
+    reusable_inputs = True
 
     def __init__(self, model, processor, *, options: PromptOptions | None = None,
                  evidence_config: EvidenceConfig | None = None, base_model: str | None = None,

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from .base import ALLMDetector, Sample
-from .registry import register_family
 
 SPEC_TOKEN = "<|SPEC|>"
 PATCH = 28
@@ -113,9 +112,10 @@ def image_to_pixels(image) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
-@register_family("qwen2_audio", model_types=("qwen2_audio",))
 class Qwen2AudioDetector(ALLMDetector):
     family = "qwen2_audio"
+    model_types = ("qwen2_audio",)
+    reusable_inputs = False  # the spectrogram pixels go to the embedding aside, once per encode
 
     def __init__(self, model, processor, **kwargs):
         self.projector_module = _find_injector(model)

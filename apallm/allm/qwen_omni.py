@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .base import ALLMDetector, Sample
-from .registry import register_family
 
 PAD_MARGIN = 8000  # 0.5 s at 16 kHz
 
 
-@register_family("qwen2_5_omni", model_types=("qwen2_5_omni", "qwen2_5_omni_thinker"))
 class QwenOmniDetector(ALLMDetector):
     family = "qwen2_5_omni"
+    model_types = ("qwen2_5_omni", "qwen2_5_omni_thinker")
+    towers = {"audio": "audio_tower", "vision": "visual"}
     model_class = "Qwen2_5OmniThinkerForConditionalGeneration"
     processor_class = "Qwen2_5OmniProcessor"
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import torch
 
-_FAMILIES: dict[str, type] = {}
-_MODEL_TYPES: dict[str, str] = {}
+#: ALLM families: name -> "module:Class". A new family is one module (a subclass of ALLMDetector that names its
+#: ``model_types``, LoRA targets and towers) plus one line here.
+FAMILIES = {
+    "qwen2_5_omni": "apallm.allm.qwen_omni:QwenOmniDetector",
+    "qwen2_audio": "apallm.allm.qwen2_audio:Qwen2AudioDetector",
+}
 #: built-in tiny random models (offline, for tests and CPU smoke runs): name -> (family, builder path)
 TINY_MODELS = {
     "tiny-qwen2_5-omni": ("qwen2_5_omni", "apallm.allm.tiny:build_tiny_omni"),
@@ -16,37 +21,24 @@ TINY_MODELS = {
 }
 
 
-def register_family(name: str, model_types: tuple[str, ...] = ()):
-    """Class decorator: an ALLM family under ``name``, recognised from a checkpoint's ``model_type``."""
-
-    def wrap(cls):
-        _FAMILIES[name] = cls
-        for model_type in model_types:
-            _MODEL_TYPES[model_type] = name
-        return cls
-
-    return wrap
-
-
 def families() -> list[str]:
-    _import_families()
-    return sorted(_FAMILIES)
+    return sorted(FAMILIES)
 
 
 def family_class(name: str) -> type:
-    _import_families()
-    if name not in _FAMILIES:
-        raise ValueError(f"unknown ALLM family {name!r}; known: {', '.join(sorted(_FAMILIES))}")
-    return _FAMILIES[name]
+    if name not in FAMILIES:
+        raise ValueError(f"unknown ALLM family {name!r}; known: {', '.join(sorted(FAMILIES))}")
+    module, _, attr = FAMILIES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
-def _import_families() -> None:
-    from . import qwen2_audio, qwen_omni  # noqa: F401  (each module registers itself)
+def _model_types() -> dict[str, str]:
+    """checkpoint ``model_type`` -> family, from each family class's ``model_types``."""
+    return {model_type: name for name in FAMILIES for model_type in family_class(name).model_types}
 
 
 def detect_family(model: str) -> str:
     """The family of a checkpoint (hub id or local path) from its config's ``model_type``."""
-    _import_families()
     if model in TINY_MODELS:
         return TINY_MODELS[model][0]
     local = Path(model) / "config.json"
@@ -56,10 +48,11 @@ def detect_family(model: str) -> str:
         from transformers import AutoConfig
 
         model_type = AutoConfig.from_pretrained(model).model_type
-    if model_type not in _MODEL_TYPES:
+    known = _model_types()
+    if model_type not in known:
         raise ValueError(f"{model}: model_type {model_type!r} is not a supported ALLM family "
-                         f"({', '.join(sorted(_MODEL_TYPES))}); pass family= explicitly if it is compatible")
-    return _MODEL_TYPES[model_type]
+                         f"({', '.join(sorted(known))}); pass family= explicitly if it is compatible")
+    return known[model_type]
 
 
 def resolve_device_dtype(device: str | None = "auto", dtype: str | torch.dtype | None = "auto"):
@@ -75,8 +68,6 @@ def resolve_device_dtype(device: str | None = "auto", dtype: str | torch.dtype |
 
 
 def build_tiny(name: str, seed: int = 0):
-    import importlib
-
     module, _, attr = TINY_MODELS[name][1].partition(":")
     return getattr(importlib.import_module(module), attr)(seed=seed)
 
@@ -97,7 +88,6 @@ def load_allm(model: str | None = None, *, adapter: str | Path | None = None, fa
     from .base import CONFIG_NAME, load_config
     from .prompting import PromptOptions
 
-    _import_families()
     device, dtype = resolve_device_dtype(device, dtype)
     saved: dict = {}
     processor = None

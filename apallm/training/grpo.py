@@ -57,15 +57,14 @@ import numpy as np
 import torch
 from transformers import Trainer
 
-from apallm.allm.base import ALLMDetector
 from apallm.datasets.manifest import read_labelled
 from apallm.training.rewards import DEFAULT_WEIGHTS, RewardFunction, group_advantages, resolve_reward, weighted_rewards
 from apallm.training.sft import (
     RunConfig,
     SFTDataset,
-    _is_main_process,
     _single_process_distributed_env,
     ensure_toy_data,
+    is_main_process,
     save_output,
     training_arguments,
 )
@@ -225,7 +224,7 @@ class GRPOTrainer(Trainer):
         inputs = self._prepare_input(dict(det.encode(rows, prompts)))
         # a family that encodes plainly (model_inputs on the device) gives inputs the scoring pass can reuse;
         # others (Qwen2-Audio hands its spectrogram pixels to the model aside) are encoded again there
-        reusable = type(det).encode is ALLMDetector.encode
+        reusable = det.reusable_inputs
         policy = self.accelerator.unwrap_model(model)
         was_training = policy.training
         policy.eval()
@@ -450,6 +449,6 @@ def train_grpo(cfg: GRPOConfig, reward_functions: Mapping[str, Callable] | None 
     trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint or None)
     out = save_output(detector, trainer, cfg, config_key="grpo_config")
     base = Path(cfg.adapter) / "base"
-    if base.is_dir() and _is_main_process() and not (out / "base").exists():
+    if base.is_dir() and is_main_process() and not (out / "base").exists():
         shutil.copytree(base, out / "base")  # a built-in tiny base no hub can give back
     return out

@@ -28,18 +28,6 @@ from apallm.evidence import EvidenceConfig, SpectrogramConfig
 
 log = logging.getLogger(__name__)
 
-#: LoRA on the language model only: attention and MLP projections of the decoder layers; the audio
-#: encoder and the vision tower stay frozen (their modules do not match). The decoder is ``model.layers``
-#: in transformers up to 5.17 and ``model.language_model.layers`` later; both match.
-LM_ONLY_TARGETS = {
-    "qwen2_5_omni": r"(?:.*\.)?(?:language_model|model)\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)"
-                    r"|mlp\.(gate_proj|up_proj|down_proj))",
-}
-LM_ONLY_TARGETS["qwen2_audio"] = LM_ONLY_TARGETS["qwen2_5_omni"]
-TOWER_MODULES = {"qwen2_5_omni": {"audio": "audio_tower", "vision": "visual"},
-                 "qwen2_audio": {"audio": "audio_tower", "vision": None}}
-
-
 @dataclass
 class PeftSettings:
     method: str = "lora"  # lora | dora
@@ -196,7 +184,7 @@ def _single_process_distributed_env() -> None:
             os.environ["MASTER_PORT"] = str(s.getsockname()[1])
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -207,8 +195,11 @@ def apply_peft(model, family: str, settings: PeftSettings, quantized: bool = Fal
         raise ValueError(f"unknown PEFT method {settings.method!r}: use lora or dora")
     if quantized:
         model = prepare_model_for_kbit_training(model)
+    from apallm.allm import family_class
+
+    cls = family_class(family)
     save = list(settings.modules_to_save)
-    towers = TOWER_MODULES.get(family, {})
+    towers = cls.towers
     if settings.train_audio_tower:
         save.append(towers["audio"])
     if settings.train_vision_tower:
@@ -216,13 +207,11 @@ def apply_peft(model, family: str, settings: PeftSettings, quantized: bool = Fal
             raise ValueError(f"{family} has no vision tower to train")
         save.append(towers["vision"])
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=settings.target_modules or LM_ONLY_TARGETS[family],
+                        target_modules=settings.target_modules or cls.lora_targets,
                         use_dora=settings.method == "dora", modules_to_save=save or None, bias="none")
     peft_model = get_peft_model(model, config)
     if settings.train_projector:
-        from apallm.allm import family_class
-
-        for param in family_class(family).trainable_extra(peft_model):
+        for param in cls.trainable_extra(peft_model):
             param.requires_grad_(True)
     return peft_model
 
@@ -243,7 +232,7 @@ def build_trainer(cfg: SFTConfig):
     device = "cpu" if not torch.cuda.is_available() else "auto"
     detector = load_allm(cfg.model, family=cfg.family, options=options, quantization=cfg.quantization,
                          device=device, **kwargs)
-    if cfg.model in TINY_MODELS and _is_main_process():
+    if cfg.model in TINY_MODELS and is_main_process():
         # no hub can give a built-in tiny base back: keep it beside the adapter (before PEFT/DeepSpeed wrap it)
         base = Path(cfg.output_dir) / "base"
         with detector.published_layout(detector.model) as plain:
