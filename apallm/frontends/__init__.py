@@ -5,9 +5,9 @@
 - :class:`SSLFrontEnd`: a wav2vec 2.0 / XLS-R, HuBERT or WavLM encoder (``transformers``);
 - :class:`AASISTFrontEnd`: AASIST's own sinc + residual encoder, its feature maps read as frames.
 
-:func:`prepare` turns weights bundled in pip packages (the ``[pretrained]`` extra) into a safetensors cache
-(``apallm models prepare``); :func:`read_ctranslate2` / :func:`convert_whisper` read and convert CTranslate2
-Whisper files.
+:func:`apallm.frontends.prepare.prepare` turns weights bundled in pip packages (the ``[pretrained]`` extra) into a
+safetensors cache (``apallm models prepare``); :func:`read_ctranslate2` / :func:`convert_whisper` read and convert
+CTranslate2 Whisper files.
 """
 
 from apallm._lazy import lazy_exports
@@ -17,6 +17,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "WhisperFrontEnd": ".whisper", "log_mel": ".whisper",
     "SSLFrontEnd": ".adapters", "AASISTFrontEnd": ".adapters",
     "read_ctranslate2": ".ctranslate2", "convert_whisper": ".ctranslate2",
-    "BUNDLED": ".prepare", "cache_dir": ".prepare", "prepare": ".prepare", "prepared_path": ".prepare",
-    "is_prepared": ".prepare", "status": ".prepare",
+    "BUNDLED": ".prepare", "cache_dir": ".prepare", "prepared_path": ".prepare", "is_prepared": ".prepare",
 })
