@@ -77,12 +77,12 @@ def _fail(command: str, exc: Exception) -> int:
 
 
 def _cmd_build(args) -> int:
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            return _fail("build", f"--option takes KEY=VALUE, got {item!r}")
-        options[key] = value
+    from apallm.detectors import parse_pairs
+
+    try:
+        options = parse_pairs(args.option, "--option")
+    except ValueError as exc:
+        return _fail("build", exc)
     try:
         entries = build_manifest(args.adapter, args.root, split=args.split, probe=not args.no_probe,
                                  workers=args.workers, **options)
