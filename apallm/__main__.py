@@ -1,5 +1,5 @@
 import sys
 
-from apallm.cli import main
+from apallm.commands import main
 
 sys.exit(main())

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from apallm._imports import resolve
 from apallm.audio import Clip, as_clips
 from apallm.verdict import NO_SPEECH, UNCERTAIN_BAND, Rationale, Verdict, is_uncertain
 
@@ -33,6 +34,9 @@ class Detector(ABC):
     name: str = "detector"
     #: scores in this band are marked uncertain in verdicts (``apallm explain --uncertain-band``)
     uncertain_band: tuple[float, float] = UNCERTAIN_BAND
+    #: whether :meth:`explain_speech` attributes the score over time spans and bands
+    #: (:mod:`apallm.attribution`) and says in a spoof verdict's rationale where the evidence lies
+    attribute_verdicts: bool = False
 
     @abstractmethod
     def score(self, clips: Sequence[Clip]) -> np.ndarray:
@@ -82,14 +86,39 @@ class Detector(ABC):
         from apallm.evidence import EvidenceConfig, extract_evidence
 
         verdicts = []
-        for clip, p in zip(clips, self.score(clips), strict=True):
+        scores, attributions = self.scores_and_attributions(clips)
+        for clip, p, attribution in zip(clips, scores, attributions, strict=True):
             label = "spoof" if p >= 0.5 else "bonafide"
             evidence = extract_evidence(clip, EvidenceConfig(render_image=False))
             frequency, time = evidence.rationale(label)
+            if attribution is not None and label == "spoof":
+                frequency, time = _with_where(attribution, clip, frequency, time)
             verdicts.append(Verdict(label=label, score=float(p), rationale=Rationale(frequency, time),
                                     evidence=evidence.to_dict() if include_evidence else None,
-                                    detector=self.name, id=clip.id))
+                                    detector=self.name, id=clip.id, attribution=attribution))
         return verdicts
+
+    def scores_and_attributions(self, clips: Sequence[Clip]) -> tuple[np.ndarray, list]:
+        """P(spoof) of each clip and, when :attr:`attribute_verdicts`, its
+        :class:`~apallm.attribution.Attribution` (else None)."""
+        from apallm.attribution import attribute
+
+        scores = np.asarray(self.score(clips), dtype=float)
+        if not self.attribute_verdicts:
+            return scores, [None] * len(clips)
+        return scores, [attribute(self, clip, score=float(p)) for clip, p in zip(clips, scores, strict=True)]
+
+
+def _with_where(attribution, clip: Clip, frequency: str, time: str) -> tuple[str, str]:
+    """The rationale with where the detector's spoof evidence lies and what is measured there, in the domain
+    the strongest region names (a time span goes with the time domain, a band or a cell with frequency)."""
+    from apallm.attribution import where_rationale
+
+    top = attribution.top(1)
+    where = where_rationale(attribution, clip)
+    if top and top[0].kind == "span":
+        return frequency, f"{where}. {time}"
+    return f"{where}. {frequency}", time
 
 
 def register_detector(name: str) -> Callable:
@@ -121,9 +150,7 @@ def load_detector(spec: str, **kwargs) -> Detector:
     if spec in _REGISTRY:
         return _REGISTRY[spec](**kwargs)
     if ":" in spec:
-        module, _, attr = spec.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-        detector = factory(**kwargs)
+        detector = resolve(spec)(**kwargs)
         if not isinstance(detector, Detector):
             raise TypeError(f"{spec} built a {type(detector).__name__}, not an apallm Detector")
         return detector

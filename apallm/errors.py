@@ -52,3 +52,11 @@ class AudioTooShortError(AudioError):
     """The audio is too short for its acoustic evidence to mean anything."""
 
     kind = "too_short"
+
+
+def error_fields(exc: BaseException) -> dict[str, str]:
+    """How a failed input is reported: ``{"error": type name, "kind", "message"}``. An :class:`AudioError` gives its
+    own kind and message; any other exception is kind ``internal`` with ``str(exc)`` as the message."""
+    if isinstance(exc, AudioError):
+        return {"error": type(exc).__name__, "kind": exc.kind, "message": exc.message}
+    return {"error": type(exc).__name__, "kind": "internal", "message": str(exc)}

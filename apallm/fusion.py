@@ -1,8 +1,8 @@
 """Score fusion: a logistic-regression calibration of several detectors' scores, fitted on a dev set.
 
 Each input is a detector's P(spoof); fusion works on their log-odds, so a calibrated single system maps to
-itself and systems that err on different clips complement each other. The fitted weights are a few numbers:
-they are saved as JSON, never pickled.
+itself and systems that err on different clips complement each other. The fit is the package's one logistic
+calibrator (:mod:`apallm.calibration`); its weights are a few numbers, saved as JSON, never pickled.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from apallm.audio import Clip, as_clips
+from apallm.calibration import LogisticCalibrator
 from apallm.detectors import Detector
 
 EPS = 1e-6
@@ -27,26 +28,34 @@ def log_odds(p: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LogisticFusion:
-    """P(spoof) = sigmoid(bias + sum_i weight_i * logit(p_i)) over the named systems."""
+    """P(spoof) = sigmoid(bias + sum_i weight_i * logit(p_i)) over the named systems: a
+    :class:`~apallm.calibration.LogisticCalibrator` (not standardised) over the systems' log-odds."""
 
     systems: list[str]
-    weights: list[float]
-    bias: float
+    calibrator: LogisticCalibrator
+
+    def __post_init__(self):
+        self.systems = list(self.systems)
+        if self.calibrator.coef.shape != (len(self.systems),) or self.calibrator.standardised:
+            raise ValueError(f"fusion of {len(self.systems)} system(s) needs one weight per system and no "
+                             f"standardisation, got {self.calibrator.coef.shape[0]} weight(s)")
+
+    @property
+    def weights(self) -> list[float]:
+        return self.calibrator.coef.tolist()
+
+    @property
+    def bias(self) -> float:
+        return self.calibrator.intercept
 
     @classmethod
     def fit(cls, scores: Mapping[str, Sequence[float]], labels: Sequence[str], c: float = 1.0) -> LogisticFusion:
         """Fit on dev-set P(spoof) per system and the true labels (``bonafide``/``spoof``)."""
-        from sklearn.linear_model import LogisticRegression
-
         systems = list(scores)
         if not systems:
             raise ValueError("fusion needs at least one system's scores")
-        y = np.array([_label(v) for v in labels])
-        if len(set(y)) < 2:
-            raise ValueError("fusion needs both labels in the dev set")
-        x = _features(scores, systems, len(y))
-        model = LogisticRegression(C=c, max_iter=1000).fit(x, y)
-        return cls(systems=systems, weights=[float(w) for w in model.coef_[0]], bias=float(model.intercept_[0]))
+        x = _features(scores, systems, len(labels))
+        return cls(systems, LogisticCalibrator.fit(x, labels, c=c, standardise=False, balanced=False))
 
     def predict(self, scores: Mapping[str, Sequence[float]]) -> np.ndarray:
         """Fused P(spoof) for each clip."""
@@ -54,25 +63,27 @@ class LogisticFusion:
         if missing:
             raise ValueError(f"fusion needs scores from {', '.join(missing)}")
         n = len(next(iter(scores.values())))
-        z = self.bias + _features(scores, self.systems, n) @ np.asarray(self.weights)
-        return 1.0 / (1.0 + np.exp(-z))
+        return self.calibrator.predict(_features(scores, self.systems, n))
 
     def save(self, path: str | Path) -> Path:
+        """JSON: ``{"type": "logistic_fusion", "systems": [...], "coef": [...], "intercept": ...}``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"type": "logistic_fusion", "systems": self.systems, "weights": self.weights, "bias": self.bias}
+        data = {"type": "logistic_fusion", "systems": self.systems, **self.calibrator.to_dict()}
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> LogisticFusion:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("type") != "logistic_fusion":
+        if data.pop("type", None) != "logistic_fusion" or "systems" not in data:
             raise ValueError(f"{path} is not a saved LogisticFusion")
-        if len(data["weights"]) != len(data["systems"]):
-            raise ValueError(f"{path}: one weight per system is needed")
-        return cls(systems=list(data["systems"]), weights=[float(w) for w in data["weights"]],
-                   bias=float(data["bias"]))
+        systems = data.pop("systems")
+        calibrator = LogisticCalibrator.from_dict(data, source=path)
+        try:
+            return cls(systems, calibrator)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
 
 class FusedDetector(Detector):
@@ -92,14 +103,6 @@ class FusedDetector(Detector):
 
     def score(self, clips: Sequence[Clip]) -> np.ndarray:
         return self.fusion.predict(self.system_scores(clips))
-
-
-def _label(value) -> int:
-    if value in ("spoof", 1, True):
-        return 1
-    if value in ("bonafide", 0, False):
-        return 0
-    raise ValueError(f"unknown label {value!r}: use bonafide or spoof")
 
 
 def _features(scores: Mapping[str, Sequence[float]], systems: list[str], n: int) -> np.ndarray:

@@ -49,6 +49,7 @@ from importlib import resources
 import yaml
 
 from apallm.evidence.cues import cue_specs
+from apallm.verdict import LABELS
 
 __all__ = [
     "CONSISTENT",
@@ -269,7 +270,7 @@ def judge_consistency(label: str, claims: Iterable[CueClaim]) -> str:
     Raises:
         ValueError: ``label`` is not ``bonafide`` or ``spoof``.
     """
-    if label not in ("bonafide", "spoof"):
+    if label not in LABELS:
         raise ValueError(f"label must be 'bonafide' or 'spoof', got {label!r}")
     cited = {(c.cue, c.status) for c in claims}
     if not cited:

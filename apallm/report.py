@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
+from apallm.verdict import LABELS
+
 THUMBNAIL_PIXELS = 224  # the smallest spectrogram apallm.evidence draws; shown at half size (sharp on HiDPI)
 THUMBNAIL_SHOWN = 112
 THUMBNAIL_SECONDS = 30
@@ -42,7 +44,7 @@ def write_html_report(records: Sequence[dict], path: str | os.PathLike, title: s
     for number, record in enumerate(records, 1):
         thumb = None
         if thumbnails and "error" not in record and record.get("path"):
-            png = thumbnail_png(str(record["path"]))
+            png = thumbnail_png(str(record["path"]), record.get("attribution"))
             if png is not None:
                 files.mkdir(parents=True, exist_ok=True)
                 (files / f"{number}.png").write_bytes(png)
@@ -71,7 +73,7 @@ def _flags(record: dict) -> list[str]:
 
 def _uncertain(record: dict) -> bool:
     """A verdict (not an abstention or an error) whose score lies in the uncertain band."""
-    return bool(record.get("uncertain")) and "error" not in record and record.get("label") in ("bonafide", "spoof")
+    return bool(record.get("uncertain")) and "error" not in record and record.get("label") in LABELS
 
 
 def _truth(record: dict) -> str | None:
@@ -85,7 +87,7 @@ def _correct(record: dict) -> str:
     if truth is None:
         return ""
     label = record.get("label")
-    if "error" in record or label not in ("bonafide", "spoof"):
+    if "error" in record or label not in LABELS:
         return "a"
     return "1" if label == truth else "0"
 
@@ -97,8 +99,9 @@ def _kind(record: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------ thumbnails
 
-def thumbnail_png(path: str) -> bytes | None:
-    """A small spectrogram PNG of the clip's first 30 s (None when the clip cannot be read or drawn)."""
+def thumbnail_png(path: str, attribution: dict | None = None) -> bytes | None:
+    """A small spectrogram PNG of the clip's first 30 s, with the verdict's ``attribution`` drawn under it when
+    given (:func:`apallm.attribution.draw_attribution`); None when the clip cannot be read or drawn."""
     from PIL import Image
 
     from apallm.audio import load_audio
@@ -111,8 +114,13 @@ def thumbnail_png(path: str) -> bytes | None:
                                   SpectrogramConfig(width=THUMBNAIL_PIXELS, height=THUMBNAIL_PIXELS))
     except (AudioError, OSError, ValueError):
         return None
+    png = spec.png
+    if attribution:
+        from apallm.attribution import draw_attribution
+
+        png = draw_attribution(spec, attribution, strip_px=8)
     buf = io.BytesIO()
-    Image.open(io.BytesIO(spec.png)).convert("RGB").quantize(THUMBNAIL_COLOURS).save(buf, "PNG")
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(THUMBNAIL_COLOURS).save(buf, "PNG")
     return buf.getvalue()
 
 

@@ -21,7 +21,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-LABELS = ("bonafide", "spoof")
+BONAFIDE, SPOOF = "bonafide", "spoof"
+#: the two labels of a clip, spelled as ASVspoof spells them; every module takes them from here
+LABELS = (BONAFIDE, SPOOF)
 #: the abstaining label: the clip holds no (or too little) speech for a verdict about speech
 NO_SPEECH = "no_speech"
 VERDICT_LABELS = (*LABELS, NO_SPEECH)

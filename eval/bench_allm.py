@@ -18,7 +18,6 @@ import argparse
 import sys
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import torch
@@ -150,5 +149,4 @@ def sft_throughput(args, detector, samples) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.exit(main())

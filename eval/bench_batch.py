@@ -13,7 +13,6 @@ Other processes on the same cores lower the numbers: the load average is printed
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import tempfile
@@ -24,6 +23,8 @@ import soundfile as sf
 import torch
 
 from apallm.batch import Item, read_results, run_batch
+from apallm.datasets import build_manifest
+from apallm.datasets.adapters.project_corpora import REALWORLD_DEV, corpus_root
 from apallm.detectors import load_detector
 
 
@@ -38,19 +39,18 @@ def run(items, detector, batch_size: int, evidence: bool) -> tuple[float, list[d
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/realworld-dev")
+    ap.add_argument("--data", type=Path, default=None, help="realworld-dev folder (default: $APALLM_REALWORLD_DEV "
+                                                           "or ../shared/data/realworld-dev)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--evidence", action="store_true", help="write the measured evidence into each record")
     ap.add_argument("--limit", type=int, default=None, help="only the first N clips")
     args = ap.parse_args()
-    manifest = args.data / "manifest.tsv"
-    if not manifest.is_file():
-        raise SystemExit(f"{manifest} not found: this benchmark needs realworld-dev")
+    root = corpus_root(REALWORLD_DEV, args.data)
+    if root is None:
+        raise SystemExit("realworld-dev not found (give --data or set APALLM_REALWORLD_DEV): this benchmark needs it")
     torch.set_num_threads(args.threads)
-    with open(manifest, newline="") as f:
-        paths = [args.data / row["path"] for row in csv.DictReader(f, delimiter="\t")]
-    items = [Item(id=str(p.relative_to(args.data)), path=str(p)) for p in paths][: args.limit]
+    items = [Item(id=e.id, path=e.path) for e in build_manifest(REALWORLD_DEV, root, probe=False)][: args.limit]
     detector = load_detector("default")
     audio_s = sum(sf.info(item.path).duration for item in items)
     results = {}

@@ -12,7 +12,6 @@ Other processes on the same machine slow both; the load average is printed besid
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -22,6 +21,8 @@ from pathlib import Path
 import torch
 
 from apallm.audio import load_audio
+from apallm.datasets import build_manifest
+from apallm.datasets.adapters.project_corpora import REALWORLD_DEV, corpus_root
 from apallm.detectors import load_detector
 
 
@@ -37,20 +38,21 @@ def time_detector(detector, clips, repeats: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/realworld-dev"))
+    ap.add_argument("--data", type=Path, default=None, help="realworld-dev folder (default: $APALLM_REALWORLD_DEV "
+                                                           "or ../shared/data/realworld-dev)")
     ap.add_argument("--detectors", nargs="+", default=["default", "published-aasist"])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="only the first N clips (0: all)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    if not (args.data / "manifest.tsv").is_file():
-        raise SystemExit(f"{args.data}: no manifest.tsv (realworld-dev is needed)")
+    root = corpus_root(REALWORLD_DEV, args.data)
+    if root is None:
+        raise SystemExit("realworld-dev not found (give --data or set APALLM_REALWORLD_DEV): it is needed")
     torch.set_num_threads(1)
-    with open(args.data / "manifest.tsv", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+    entries = build_manifest(REALWORLD_DEV, root, probe=False)
     if args.limit:
-        rows = rows[:args.limit]
-    clips = [load_audio(args.data / r["path"]) for r in rows]
+        entries = entries[:args.limit]
+    clips = [load_audio(e.path) for e in entries]
     audio_s = sum(c.duration_s for c in clips)
     result = {"clips": len(clips), "audio_s": round(audio_s, 1), "threads": 1, "cpu": platform.processor() or
               platform.machine(), "load_average_before": os.getloadavg()[0], "detectors": {}}

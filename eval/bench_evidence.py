@@ -22,10 +22,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realworld import read_manifest, realworld_root  # noqa: E402
-
 from apallm import load_audio  # noqa: E402
+from apallm.datasets import build_manifest  # noqa: E402
+from apallm.datasets.adapters.project_corpora import REALWORLD_DEV, corpus_root  # noqa: E402
 from apallm.evidence import SpectrogramConfig, measure_cues, render_spectrogram  # noqa: E402
 
 
@@ -60,10 +59,10 @@ def main() -> int:
     except ImportError:
         pass
 
-    root = realworld_root(args.root)
+    root = corpus_root(REALWORLD_DEV, args.root)
     tmp = None
     if root is not None:
-        paths = [row["abspath"] for row in read_manifest(root)]
+        paths = [entry.path for entry in build_manifest(REALWORLD_DEV, root, probe=False)]
         source = f"realworld-dev ({len(paths)} clips)"
     else:
         tmp = tempfile.TemporaryDirectory()

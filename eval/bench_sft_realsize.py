@@ -309,7 +309,11 @@ def run_config(args, folder: Path, manifest: Path):
     })
     adjusted = []
     if args.tiny:  # the tiny processor caps images at 224 x 224 pixels
-        cfg.spectrogram = {**cfg.spectrogram, "width": 224, "height": 224}
+        from dataclasses import replace
+
+        from apallm.evidence import SpectrogramConfig
+
+        cfg.spectrogram = replace(cfg.spectrogram or SpectrogramConfig(), width=224, height=224)
         adjusted.append("spectrogram 224 x 224 (tiny processor)")
     return cfg, adjusted
 

@@ -4,7 +4,7 @@ has not seen: where the ranges and the ``cite`` flags of prompts/cues.yaml come 
     python eval/cue_ranges.py [--realworld DIR] [--train-corpus DIR] [--jobs 2] [--out eval/cue_ranges.json]
                               [--write-yaml]
 
-Clips: every clip of realworld-dev and train-corpus (``manifest.tsv`` with path, label and source_repo each).
+Clips: every clip of realworld-dev and train-corpus, read by their ``apallm.datasets`` adapters (label and source).
 For each cue:
 
 * the natural range: 5th-95th percentile of the cue over all bona fide clips of both corpora;
@@ -27,11 +27,9 @@ flags in prompts/cues.yaml. Skips (exit 0 with a message) when neither corpus is
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import math
-import os
 import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -39,24 +37,18 @@ from pathlib import Path
 
 import numpy as np
 
+from apallm.datasets import build_manifest
+from apallm.datasets.adapters.project_corpora import REALWORLD_DEV, TRAIN_CORPUS, corpus_root
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
 CACHE = REPO / "runs" / "cue_ranges"
 YAML = REPO / "prompts" / "cues.yaml"
 MIN_AUC = 0.65
 
 
-def corpus_root(arg: str | None, env: str, name: str) -> Path | None:
-    path = Path(arg or os.environ.get(env) or DATA / name)
-    return path if (path / "manifest.tsv").is_file() else None
-
-
 def read_rows(root: Path, corpus: str) -> list[dict]:
-    with open(root / "manifest.tsv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    return [{"corpus": corpus, "path": r["path"], "abspath": str(root / r["path"]), "label": r["label"],
-             "source": r.get("source_repo") or corpus, "system": r.get("system", "")} for r in rows
-            if r.get("label") in ("bonafide", "spoof")]
+    return [{"corpus": corpus, "path": e.id, "abspath": e.path, "label": e.label, "source": e.source or corpus}
+            for e in build_manifest(corpus, root, probe=False)]
 
 
 def code_hash() -> str:
@@ -189,9 +181,8 @@ def main() -> int:
     args = ap.parse_args()
 
     rows = []
-    for arg, env, name in ((args.realworld, "APALLM_REALWORLD_DEV", "realworld-dev"),
-                           (args.train_corpus, "APALLM_TRAIN_CORPUS", "train-corpus")):
-        root = corpus_root(arg, env, name)
+    for arg, name in ((args.realworld, REALWORLD_DEV), (args.train_corpus, TRAIN_CORPUS)):
+        root = corpus_root(name, arg)
         if root is None:
             print(f"{name} not found: left out", file=sys.stderr)
             continue

@@ -8,11 +8,10 @@ import pytest
 
 from apallm import load_audio
 from apallm.annotate import annotate_manifest, annotate_row, make_target
-from apallm.cli import main
+from apallm.commands import main
 from apallm.evidence import EvidenceConfig, extract_evidence
 from apallm.grounding import check_grounding
 from apallm.rationale import CONSISTENT, find_claims, judge_consistency
-from apallm.synth import make_toy_set
 from apallm.verdict import parse_answer
 
 
@@ -26,9 +25,8 @@ def every_cue_citable(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("toy")
-    manifest = make_toy_set(folder, n=4, targets=False)
+def toy(toy_set):
+    manifest = toy_set(n=4, targets=False)
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
     evidence = {r["id"]: extract_evidence(load_audio(r["path"]), EvidenceConfig(render_image=False)) for r in rows}
     return manifest, rows, evidence

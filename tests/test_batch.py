@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from conftest import SR, brickwall_lowpass, speech_like
 
 from apallm.batch import (
@@ -25,15 +24,8 @@ from apallm.batch import (
     write_csv,
     write_html_report,
 )
-from apallm.cli import main
-from apallm.cm import CMDetector, build_preset, save_cm
-
-
-@pytest.fixture(scope="module")
-def cm_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_cm(build_preset("aasist-l"), tmp_path_factory.mktemp("cm") / "aasist-l", name="aasist-l",
-                   provenance={"source": "random initialisation (tests)"})
+from apallm.cm import CMDetector
+from apallm.commands import main
 
 
 @pytest.fixture
@@ -82,6 +74,7 @@ def test_bad_files_become_error_records_and_the_run_goes_on(folder, tmp_path, cm
         run_batch(collect_inputs(folder), detector, out)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_batch_then_resume_gives_every_input_exactly_once(tmp_path, cm_checkpoint):
     root = tmp_path / "many"
     root.mkdir()

@@ -3,12 +3,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 from conftest import SR, speech_like
 from PIL import Image
 
 from apallm import __version__
-from apallm.cli import main
+from apallm.commands import main
 from apallm.data import example_path
 
 
@@ -82,6 +83,7 @@ def test_long_clip_is_windowed_as_an_allm_hears_it(tmp_path, capsys):
     assert "AudioTooLongError" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_bundled_example_runs_through_the_console_script(tmp_path):
     out = run_cli("evidence", example_path(), "--out", tmp_path)
     assert out.returncode == 0, out.stderr

@@ -11,8 +11,8 @@ import torch
 from conftest import SR, speech_like
 
 from apallm.audio import load_audio
-from apallm.cli import main
-from apallm.cm import AASIST, AASIST_L, CMDetector, fixed_crop, save_cm
+from apallm.cm import AASIST, AASIST_L, CMDetector, fixed_crop
+from apallm.commands import main
 from apallm.detectors import Detector, load_detector
 from apallm.evaluation import evaluate_files
 
@@ -28,13 +28,6 @@ def test_summary_last_line_is_the_trainable_parameter_count(capsys, name, count)
 def test_summary_of_an_unknown_name_fails_with_a_message(capsys):
     assert main(["cm", "summary", "rawnet9"]) == 2
     assert "no such checkpoint folder" in capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_cm(AASIST(AASIST_L), tmp_path_factory.mktemp("ckpt") / "aasist-l", name="aasist-l",
-                   provenance={"source": "random initialisation, for tests"})
 
 
 def test_import_aasist_cli_writes_a_loadable_checkpoint(tmp_path, capsys):
@@ -59,8 +52,9 @@ def test_fixed_crop_repeats_short_clips_and_cuts_long_ones():
         fixed_crop(np.zeros(0), 4)
 
 
-def test_detector_scores_are_spoof_probabilities_of_the_logits(checkpoint):
-    detector = load_detector("aasist-l", checkpoint=checkpoint, batch_size=2)
+@pytest.mark.slow
+def test_detector_scores_are_spoof_probabilities_of_the_logits(cm_checkpoint):
+    detector = load_detector("aasist-l", checkpoint=cm_checkpoint, batch_size=2)
     assert isinstance(detector, Detector) and detector.name == "aasist-l"
     clips = [load_audio(speech_like(s, seed=s), sample_rate=SR) for s in (1, 2, 5)]
     logits = detector.logits(clips)
@@ -70,10 +64,10 @@ def test_detector_scores_are_spoof_probabilities_of_the_logits(checkpoint):
     np.testing.assert_array_equal(detector.bonafide_logits(clips), logits[:, 1])
     assert detector.explain(clips[:1])[0].detector == "aasist-l"
     with pytest.raises(ValueError, match="not 'aasist'"):
-        load_detector("aasist", checkpoint=checkpoint)
+        load_detector("aasist", checkpoint=cm_checkpoint)
 
 
-def test_score_writes_an_asvspoof_tsv_and_survives_bad_clips(tmp_path, checkpoint, capsys):
+def test_score_writes_an_asvspoof_tsv_and_survives_bad_clips(tmp_path, cm_checkpoint, capsys):
     audio = tmp_path / "audio"
     audio.mkdir()
     sf.write(audio / "bona.flac", speech_like(1.5, seed=1), SR)
@@ -91,7 +85,7 @@ def test_score_writes_an_asvspoof_tsv_and_survives_bad_clips(tmp_path, checkpoin
     manifest.write_text("\n".join(json.dumps(e) for e in entries) + "\nnot json\n")
     out = tmp_path / "scores" / "cm.tsv"
 
-    code = main(["score", "--cm", str(checkpoint), str(manifest), "-o", str(out), "--batch-size", "2"])
+    code = main(["score", "--cm", str(cm_checkpoint), str(manifest), "-o", str(out), "--batch-size", "2"])
     captured = capsys.readouterr()
     assert code == 1
     with open(out, newline="") as fh:
@@ -108,13 +102,13 @@ def test_score_writes_an_asvspoof_tsv_and_survives_bad_clips(tmp_path, checkpoin
     assert "scored 3 clips" in captured.out and "skipped 3" in captured.out and "EER" in captured.out
 
     # the TSV holds the detector's bona fide logits for the same clips
-    detector = CMDetector(checkpoint)
+    detector = CMDetector(cm_checkpoint)
     clips = [load_audio(audio / name) for name in ("bona.flac", "fake.wav", "short.wav")]
     np.testing.assert_allclose(scores, detector.bonafide_logits(clips), rtol=1e-6, atol=1e-6)
 
 
-def test_score_refuses_a_missing_manifest_or_checkpoint(tmp_path, checkpoint, capsys):
-    assert main(["score", "--cm", str(checkpoint), str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "s.tsv")]) == 2
+def test_score_refuses_a_missing_manifest_or_checkpoint(tmp_path, cm_checkpoint, capsys):
+    assert main(["score", "--cm", str(cm_checkpoint), str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "s.tsv")]) == 2
     (tmp_path / "m.jsonl").write_text("")
     assert main(["score", "--cm", str(tmp_path), str(tmp_path / "m.jsonl"), "-o", str(tmp_path / "s.tsv")]) == 2
     err = capsys.readouterr().err
@@ -132,10 +126,10 @@ def repeated_stems(root):
     return manifest
 
 
-def test_score_keeps_every_clip_whose_stem_repeats_and_its_ids_join_with_eval(tmp_path, checkpoint, capsys):
+def test_score_keeps_every_clip_whose_stem_repeats_and_its_ids_join_with_eval(tmp_path, cm_checkpoint, capsys):
     manifest = repeated_stems(tmp_path / "corpus")
     out = tmp_path / "s.tsv"
-    assert main(["score", "--cm", str(checkpoint), str(manifest), "-o", str(out)]) == 0
+    assert main(["score", "--cm", str(cm_checkpoint), str(manifest), "-o", str(out)]) == 0
     assert "scored 3 clips" in capsys.readouterr().out
     ids = [line.split("\t")[0] for line in out.read_text().splitlines()[1:]]
     assert ids == ["audio/a/00001", "audio/b/00001", "audio/c/d/00001"]
@@ -149,15 +143,15 @@ def test_score_keeps_every_clip_whose_stem_repeats_and_its_ids_join_with_eval(tm
                             for sub, label in (("a", "bonafide"), ("b", "spoof"), ("c/d", "spoof"))))
     assert evaluate_files(scores=out, keys=keys, n_boot=0)[0].ids == ids
     # a folder scores the same clips, named relative to it
-    assert main(["score", "--cm", str(checkpoint), str(tmp_path / "corpus" / "audio"), "-o", str(out)]) == 0
+    assert main(["score", "--cm", str(cm_checkpoint), str(tmp_path / "corpus" / "audio"), "-o", str(out)]) == 0
     assert [line.split("\t")[0] for line in out.read_text().splitlines()[1:]] == ["a/00001", "b/00001", "c/d/00001"]
 
 
-def test_score_skips_rows_with_an_unknown_label_or_a_repeated_id(tmp_path, checkpoint, capsys):
+def test_score_skips_rows_with_an_unknown_label_or_a_repeated_id(tmp_path, cm_checkpoint, capsys):
     manifest = repeated_stems(tmp_path / "corpus")
     manifest.write_text("id\tpath\tlabel\nk1\taudio/a/00001.wav\tbona fide\nk2\taudio/b/00001.wav\tmaybe\n"
                         "k1\taudio/c/d/00001.wav\tspoof\n")
-    assert main(["score", "--cm", str(checkpoint), str(manifest), "-o", str(tmp_path / "s.tsv")]) == 1
+    assert main(["score", "--cm", str(cm_checkpoint), str(manifest), "-o", str(tmp_path / "s.tsv")]) == 1
     captured = capsys.readouterr()
     assert "manifest.tsv:3: label 'maybe' is neither bonafide nor spoof" in captured.err
     assert "manifest.tsv:4: id 'k1' is used twice: lines 2 and 4" in captured.err

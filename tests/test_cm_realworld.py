@@ -11,8 +11,6 @@ resampler (torchaudio's, or scipy's ``resample_poly``), so this test loads them 
 the 0.7 points are one resampler's effect on the 110 clips recorded at 22.05 kHz.
 """
 
-import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +20,23 @@ import torch
 from apallm.audio import load_audio
 from apallm.cm import import_aasist
 from apallm.cm.detector import CMDetector
+from apallm.datasets import build_manifest
+from apallm.datasets.adapters.project_corpora import REALWORLD_DEV, corpus_root
 from apallm.metrics import compute_eer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 OFFICIAL = SHARED / "models" / "aasist-official"
-DATA = Path(os.environ.get("APALLM_REALWORLD_DEV") or SHARED / "data" / "realworld-dev")
+DATA = corpus_root(REALWORLD_DEV)
 
-pytestmark = pytest.mark.skipif(not ((DATA / "manifest.tsv").is_file() and OFFICIAL.is_dir()),
+pytestmark = pytest.mark.skipif(DATA is None or not OFFICIAL.is_dir(),
                                 reason="../shared/data/realworld-dev or ../shared/models/aasist-official is absent")
 
 
 @pytest.fixture(scope="module")
 def realworld():
-    with open(DATA / "manifest.tsv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    clips = [load_audio(DATA / row["path"], resampler="torchaudio") for row in rows]
-    return clips, np.array([row["label"] == "bonafide" for row in rows])
+    entries = build_manifest(REALWORLD_DEV, DATA, probe=False)
+    clips = [load_audio(e.path, resampler="torchaudio") for e in entries]
+    return clips, np.array([e.label == "bonafide" for e in entries])
 
 
 @pytest.fixture

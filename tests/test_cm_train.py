@@ -16,7 +16,6 @@ import yaml
 from torch import nn
 
 from apallm import load_audio
-from apallm.cli import main
 from apallm.cm import load_cm
 from apallm.cm.detector import CMDetector
 from apallm.cm.train import (
@@ -31,6 +30,7 @@ from apallm.cm.train import (
     train_cm,
     train_step,
 )
+from apallm.commands import main
 from apallm.datasets.manifest import read_labelled
 from apallm.metrics import compute_eer
 from apallm.synth import make_toy_set
@@ -43,7 +43,7 @@ def tiny_config(tmp_path: Path, **overrides) -> CMTrainConfig:
     """The shipped tiny config with its data and output moved under ``tmp_path``."""
     data = yaml.safe_load(TINY.read_text(encoding="utf-8"))
     data.update(train_manifest=str(tmp_path / "data" / "train" / "manifest.jsonl"),
-                dev_manifest=str(tmp_path / "data" / "dev" / "manifest.jsonl"),
+                eval_manifest=str(tmp_path / "data" / "dev" / "manifest.jsonl"),
                 output_dir=str(tmp_path / "run"))
     data.update(overrides)
     return CMTrainConfig.from_dict(data)
@@ -59,6 +59,7 @@ def trained(tmp_path_factory):
     return cfg, best, messages, time.perf_counter() - began
 
 
+@pytest.mark.slow
 def test_tiny_cm_learns_the_toy_set_and_its_checkpoint_scores(trained):
     cfg, best, messages, seconds = trained
     history = [json.loads(line) for line in (Path(cfg.output_dir) / "history.jsonl").read_text().splitlines()]
@@ -70,7 +71,7 @@ def test_tiny_cm_learns_the_toy_set_and_its_checkpoint_scores(trained):
     assert model.config.nb_samp == cfg.crop_samples
     assert not model.training
     detector = CMDetector(best)
-    rows = read_labelled(cfg.dev_manifest)
+    rows = read_labelled(cfg.eval_manifest)
     clips = [load_audio(r["path"]) for r in rows]
     bona = detector.bonafide_logits(clips)
     labels = np.array([r["label"] for r in rows])
@@ -83,6 +84,7 @@ def test_tiny_cm_learns_the_toy_set_and_its_checkpoint_scores(trained):
     print(f"tiny CM: best dev EER {eer:.3f} after {cfg.epochs} epochs in {seconds:.1f} s")
 
 
+@pytest.mark.slow
 def test_only_the_last_epochs_are_kept_with_their_optimizer_state(trained):
     cfg, _, _, _ = trained
     kept = sorted(p.name for p in Path(cfg.output_dir).glob("epoch-*"))
@@ -91,8 +93,9 @@ def test_only_the_last_epochs_are_kept_with_their_optimizer_state(trained):
         assert (Path(cfg.output_dir) / name / "optimizer.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_saved_epoch(tmp_path):
-    small = dict(toy_data={"n": 8, "seed": 3, "seconds": 1.5}, dev_manifest=None, bn_recalibration=False)
+    small = dict(toy_data={"n": 8, "seed": 3, "seconds": 1.5}, eval_manifest=None, bn_recalibration=False)
     straight = tiny_config(tmp_path / "a", epochs=2, **small)
     train_cm(straight, progress=lambda _: None)
 
@@ -127,6 +130,7 @@ def _fixed_batch(tmp_path: Path, cfg: CMTrainConfig):
 
 
 @pytest.mark.parametrize("kind", ["sam", "asam"])
+@pytest.mark.slow
 def test_a_sam_step_moves_the_weights_and_lowers_the_loss(tmp_path, kind):
     cfg = tiny_config(tmp_path, optimizer=kind, lr=0.003)
     torch.manual_seed(0)
@@ -167,6 +171,7 @@ def test_sam_perturbs_by_rho_and_puts_the_weights_back(tmp_path):
     assert all(torch.allclose(p.detach(), v, atol=1e-7) for p, v in zip(params, w, strict=True))
 
 
+@pytest.mark.slow
 def test_a_sam_step_is_two_forward_backward_passes(tmp_path):
     """SAM's cost is structural: one extra forward and backward pass per step, never more."""
     cfg = tiny_config(tmp_path)
@@ -202,10 +207,11 @@ def test_config_rejects_unknown_keys_and_optimizers(tmp_path):
         tiny_config(tmp_path, optimizer="sgd")
 
 
+@pytest.mark.slow
 def test_cli_trains_the_tiny_config_end_to_end(tmp_path, capsys):
     data = yaml.safe_load(TINY.read_text(encoding="utf-8"))
     data.update(train_manifest=str(tmp_path / "data" / "train" / "manifest.jsonl"),
-                dev_manifest=str(tmp_path / "data" / "dev" / "manifest.jsonl"),
+                eval_manifest=str(tmp_path / "data" / "dev" / "manifest.jsonl"),
                 toy_data={"n": 8, "seed": 0, "seconds": 1.5})
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -232,6 +238,7 @@ def test_cosine_schedule_warms_up_then_anneals_to_min_lr_and_constant_stays():
         CMTrainConfig.from_dict({"train_manifest": "x", "output_dir": "y", "lr": 1e-4, "min_lr": 1e-3})
 
 
+@pytest.mark.slow
 def test_training_follows_the_schedule_and_resume_continues_it(tmp_path):
     cfg = tiny_config(tmp_path, epochs=3, lr_schedule="cosine", min_lr=0.0)
     train_cm(cfg, progress=lambda _: None)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apallm.cli import main
+from apallm.commands import main
 from apallm.datasets import (
     FIELDS,
     ManifestEntry,
@@ -40,7 +40,7 @@ def entry(**changes):
 
 def test_fields_match_the_dataclass():
     names = [f.name for f in dataclasses.fields(ManifestEntry)]
-    assert sorted(FIELDS) == sorted(names) and len(FIELDS) == len(names) == 11
+    assert sorted(FIELDS) == sorted(names) and len(FIELDS) == len(names) == 12
     assert FIELDS[:3] == ("id", "path", "label")
 
 
@@ -111,9 +111,9 @@ def test_file_layouts(tmp_path):
     lines = (tmp_path / "m.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == ",".join(FIELDS)
     assert lines[1] == ('LA_T_1271820,/data/LA/ASVspoof2019_LA_train/flac/LA_T_1271820.flac,spoof,A01,LA_0079,3.2125,'
-                        '16000,asvspoof2019_la,train,en,"[{""start"":0.0,""end"":1.12,""label"":""bonafide""},'
+                        '16000,asvspoof2019_la,train,en,,"[{""start"":0.0,""end"":1.12,""label"":""bonafide""},'
                         '{""start"":1.12,""end"":1.7,""label"":""spoof""}]"')
-    assert lines[2].endswith(",,,asvspoof2019_la,train,en,")
+    assert lines[2].endswith(",,,asvspoof2019_la,train,en,,")
     write_manifest(ENTRIES[1:2], tmp_path / "m.jsonl")
     record = json.loads((tmp_path / "m.jsonl").read_text())
     assert list(record) == list(FIELDS) and record["attack"] == "bonafide" and record["duration"] is None

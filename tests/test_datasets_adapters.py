@@ -15,8 +15,11 @@ from apallm.datasets import (
     ProtocolError,
     Segment,
     build_manifest,
+    read_manifest,
+    write_manifest,
 )
 from apallm.datasets.adapters.partialspoof import frames_to_segments
+from apallm.datasets.adapters.project_corpora import corpus_root
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
@@ -422,7 +425,8 @@ def test_generic_list_takes_extra_columns_and_names_clips_relative_to_the_list(t
 def test_registry_checks_adapter_split_option_and_root(tmp_path):
     root = corpus(tmp_path, "asvspoof2019")
     assert set(ADAPTERS) == {"asvspoof2019_la", "asvspoof2021_la", "asvspoof2021_df", "asvspoof5", "in_the_wild",
-                             "codecfake", "mlaad", "fake_or_real", "wavefake", "partialspoof", "generic"}
+                             "codecfake", "mlaad", "fake_or_real", "wavefake", "partialspoof", "generic",
+                             "realworld-dev", "train-corpus"}
     with pytest.raises(DatasetError, match="unknown adapter 'asvspoof2017'"):
         build_manifest("asvspoof2017", root)
     with pytest.raises(DatasetError, match="has splits train, dev, eval, not 'test'"):
@@ -436,3 +440,83 @@ def test_registry_checks_adapter_split_option_and_root(tmp_path):
     (root / "LA" / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.dev.trl.txt").write_text("\n")
     with pytest.raises(LayoutError, match="found no entries in split dev"):
         build_manifest("asvspoof2019_la", root, split="dev")
+
+
+# --------------------------------------------------------------------------------------------- the project's corpora
+
+CORPUS_COLUMNS = "path\tlabel\tsystem\tsource_repo\tlicense\tduration_s\tsample_rate\tchannels\tnotes\tsource_commit"
+
+
+def project_corpus(root, rows):
+    """A folder laid out as realworld-dev and train-corpus are: manifest.tsv (their columns) and audio/<source>/."""
+    lines = [CORPUS_COLUMNS]
+    for path, label, system, source in rows:
+        write_audio(root / path)
+        lines.append(f"{path}\t{label}\t{system}\t{source}\tCC-BY-4.0\t0.500\t16000\t1\tmade here\t{'0' * 40}")
+    (root / "manifest.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("name", ["realworld-dev", "train-corpus"])
+def test_project_corpora_give_each_clip_its_label_attack_and_source(tmp_path, name):
+    root = project_corpus(tmp_path / name, [
+        ("audio/vits-demo/wavs/ms_01_gt.wav", "bonafide", "ground_truth", "jaywalnut310/vits-demo"),
+        ("audio/vits-demo/wavs/ms_01_vits.wav", "spoof", "vits", "jaywalnut310/vits-demo"),
+        ("audio/Resemblyzer/84-121123-0000.flac", "bonafide", "libritts(name_pattern)", "resemble-ai/Resemblyzer"),
+        ("audio/mobilespeech/a/0.flac", "spoof", "", "MobileSpeech/MobileSpeech.github.io")])
+    entries = build_manifest(name, root)
+    assert [(e.id, e.label, e.attack, e.source, e.dataset, e.split) for e in entries] == [
+        ("audio/vits-demo/wavs/ms_01_gt.wav", "bonafide", "bonafide", "jaywalnut310/vits-demo", name, None),
+        ("audio/vits-demo/wavs/ms_01_vits.wav", "spoof", "vits", "jaywalnut310/vits-demo", name, None),
+        ("audio/Resemblyzer/84-121123-0000.flac", "bonafide", "bonafide", "resemble-ai/Resemblyzer", name, None),
+        ("audio/mobilespeech/a/0.flac", "spoof", None, "MobileSpeech/MobileSpeech.github.io", name, None)]
+    assert entries[1].path == str(root.resolve() / "audio" / "vits-demo" / "wavs" / "ms_01_vits.wav")
+    assert (entries[2].duration, entries[2].sample_rate) == (0.5, 16_000)  # probed from the file
+    for suffix in ("jsonl", "tsv"):  # the source survives a manifest file
+        write_manifest(entries, tmp_path / f"m.{suffix}")
+        assert read_manifest(tmp_path / f"m.{suffix}") == entries
+
+
+def test_project_corpora_refuse_bad_rows_with_their_line_and_missing_manifests(tmp_path):
+    root = project_corpus(tmp_path / "realworld-dev", [
+        ("audio/a/gt.wav", "bonafide", "ground_truth", "o/a"), ("audio/a/x.wav", "fake", "vits", "o/a")])
+    with pytest.raises(ProtocolError, match="key must be 'bonafide' or 'spoof', got 'fake'") as err:
+        build_manifest("realworld-dev", root, probe=False)
+    assert err.value.line == 3
+    (root / "manifest.tsv").write_text("path\tlabel\tsystem\naudio/a/gt.wav\tbonafide\tground_truth\n")
+    with pytest.raises(ProtocolError, match="missing source_repo"):
+        build_manifest("train-corpus", root, probe=False)
+    (root / "manifest.tsv").write_text(CORPUS_COLUMNS + "\naudio/a/gt.wav\tbonafide\n")
+    with pytest.raises(ProtocolError, match="tab-separated cells") as err:
+        build_manifest("realworld-dev", root, probe=False)
+    assert err.value.line == 2
+    (root / "manifest.tsv").unlink()
+    with pytest.raises(LayoutError, match="cannot find the train-corpus manifest"):
+        build_manifest("train-corpus", root, probe=False)
+
+
+def test_corpus_root_takes_the_argument_then_the_environment_and_says_none_when_absent(tmp_path, monkeypatch):
+    here = project_corpus(tmp_path / "here", [("audio/a/gt.wav", "bonafide", "ground_truth", "o/a")])
+    there = project_corpus(tmp_path / "there", [("audio/a/gt.wav", "bonafide", "ground_truth", "o/a")])
+    monkeypatch.setenv("APALLM_TRAIN_CORPUS", str(there))
+    assert corpus_root("train-corpus") == there
+    assert corpus_root("train-corpus", here) == here
+    assert corpus_root("train-corpus", tmp_path / "absent") is None
+    monkeypatch.setenv("APALLM_TRAIN_CORPUS", str(tmp_path / "absent"))
+    assert corpus_root("train-corpus") is None
+    with pytest.raises(DatasetError, match="unknown project corpus 'realworld'"):
+        corpus_root("realworld")
+
+
+@pytest.mark.parametrize("name, clips, bonafide, spoof, sources", [
+    ("realworld-dev", 282, 131, 151, 4), ("train-corpus", 1806, 908, 898, 28)])
+def test_the_project_corpora_as_they_are(name, clips, bonafide, spoof, sources):
+    root = corpus_root(name)
+    if root is None:
+        pytest.skip(f"{name} is not on this machine (../shared/data/{name} or its environment variable)")
+    entries = build_manifest(name, root, probe=False)
+    assert len(entries) == clips and len({e.id for e in entries}) == clips
+    assert (sum(e.label == "bonafide" for e in entries), sum(e.label == "spoof" for e in entries)) == (bonafide, spoof)
+    assert len({e.source for e in entries}) == sources and None not in {e.source for e in entries}
+    assert all(e.attack for e in entries if e.label == "spoof")
+    assert all(Path(e.path).is_file() for e in entries)

@@ -14,18 +14,14 @@ import numpy as np
 import pytest
 
 from apallm import load_audio
-from apallm.cli import main
-from apallm.cm.default import WEIGHTS_DIR, WEIGHTS_ROOT, DefaultDetector, FeatureRecipe, LogisticHead, clip_crops
+from apallm.calibration import LogisticCalibrator
+from apallm.cm.default import WEIGHTS_DIR, WEIGHTS_ROOT, DefaultDetector, FeatureRecipe, clip_crops
+from apallm.commands import main
 from apallm.data import example_path
 from apallm.detectors import load_detector
 from apallm.synth import SR, speech_like
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def detector():
-    return load_detector("default")
 
 
 # ------------------------------------------------------------------ crops and head
@@ -51,12 +47,12 @@ def test_logistic_head_learns_round_trips_through_safetensors_and_treats_nan_as_
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
     x = rng.normal(size=(400, 3)) * [1, 10, 0.01] + np.outer(y, [0, 100, 0])  # only column 1 tells
-    head = LogisticHead.fit(x, y, c=1.0)
+    head = LogisticCalibrator.fit(x, y, c=1.0)
     p = head.predict(x)
     assert np.mean((p >= 0.5) == y) > 0.97
     assert abs(head.coef[1]) > 5 * max(abs(head.coef[0]), abs(head.coef[2]))
     head.save(tmp_path / "head.safetensors")
-    back = LogisticHead.load(tmp_path / "head.safetensors")
+    back = LogisticCalibrator.load(tmp_path / "head.safetensors")
     np.testing.assert_array_equal(back.predict(x), p)
     row = x[:1].copy()
     row[0, 1] = np.nan
@@ -105,6 +101,7 @@ def test_the_published_aasist_stays_available_under_its_own_name():
     assert 0.0 <= p <= 1.0 and "MIT" in (WEIGHTS_ROOT / "published-aasist" / "LICENSE").read_text()
 
 
+@pytest.mark.slow
 def test_the_shipped_detector_loads_and_scores_with_no_network(tmp_path):
     code = ("import socket\n"
             "def refuse(*a, **k):\n    raise OSError('network disabled by the test')\n"
@@ -119,18 +116,18 @@ def test_the_shipped_detector_loads_and_scores_with_no_network(tmp_path):
     assert 0.5 < float(run.stdout.split()[-1]) <= 1.0
 
 
-def test_default_detector_flags_the_bundled_espeak_clip_and_scores_are_probabilities(detector):
+def test_default_detector_flags_the_bundled_espeak_clip_and_scores_are_probabilities(default_detector):
     clip = load_audio(example_path())
-    (p,) = detector.score([clip])
+    (p,) = default_detector.score([clip])
     assert p > 0.5  # made by espeak-ng: a spoof
-    batch = detector.score([clip, load_audio(speech_like(3.0, seed=1), sample_rate=SR)])
+    batch = default_detector.score([clip, load_audio(speech_like(3.0, seed=1), sample_rate=SR)])
     assert batch[0] == pytest.approx(p, abs=1e-5) and 0.0 <= batch[1] <= 1.0
 
 
-def test_default_detector_explains_with_its_score_and_cues_supporting_the_label(detector):
-    (verdict,) = detector.explain([load_audio(example_path())], include_evidence=True)
+def test_default_detector_explains_with_its_score_and_cues_supporting_the_label(default_detector):
+    (verdict,) = default_detector.explain([load_audio(example_path())], include_evidence=True)
     assert verdict.label == "spoof" and verdict.detector == "apallm-default"
-    assert verdict.score == pytest.approx(detector.score([load_audio(example_path())])[0])
+    assert verdict.score == pytest.approx(default_detector.score([load_audio(example_path())])[0])
     assert verdict.rationale.frequency and verdict.rationale.time
     assert verdict.evidence["cues"]
 
@@ -138,8 +135,9 @@ def test_default_detector_explains_with_its_score_and_cues_supporting_the_label(
 def test_default_detector_refuses_a_head_that_does_not_fit_its_backbone(tmp_path):
     folder = tmp_path / "broken"
     shutil.copytree(WEIGHTS_DIR, folder)
-    head = LogisticHead.load(folder / "head.safetensors")
-    LogisticHead(head.mean[:-1], head.scale[:-1], head.coef[:-1], head.intercept).save(folder / "head.safetensors")
+    head = LogisticCalibrator.load(folder / "head.safetensors")
+    smaller = LogisticCalibrator(head.coef[:-1], head.intercept, head.mean[:-1], head.scale[:-1])
+    smaller.save(folder / "head.safetensors")
     with pytest.raises(ValueError, match="features"):
         DefaultDetector(folder)
     with pytest.raises(FileNotFoundError, match="detector.json"):
@@ -171,6 +169,7 @@ def test_explain_without_a_model_uses_the_default_detector(tmp_path, capsys):
     assert err["path"] == str(bad) and err["error"] == "UnsupportedFormatError"
 
 
+@pytest.mark.slow
 def test_explain_console_script_text_output():
     run = subprocess.run([sys.executable, "-m", "apallm", "explain", str(example_path())],
                          capture_output=True, text=True, timeout=120)
@@ -269,6 +268,6 @@ def test_recalibration_folds_each_backbones_log_odds_fit_into_one_linear_head():
     np.testing.assert_allclose(head.predict(x), expected, atol=1e-6)
 
 
-def test_default_detector_refuses_audio_not_at_16_khz(detector):
+def test_default_detector_refuses_audio_not_at_16_khz(default_detector):
     with pytest.raises(ValueError, match="default detector takes 16000 Hz audio, got 8000 Hz"):
-        detector.score([load_audio(example_path(), target_sample_rate=8000)])
+        default_detector.score([load_audio(example_path(), target_sample_rate=8000)])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,54 +16,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-from conftest import SR, brickwall_lowpass, speech_like, white_noise
-
-from apallm.synth import harmonic_voice
+from conftest import SPLICE_S, SR, brickwall_lowpass, free_port, serve, speech_like, spliced_clip, white_noise
 
 pytest.importorskip("gradio", reason="the demo needs the demo extra: pip install 'apallm[demo]'")
 from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from apallm import load_audio  # noqa: E402
-from apallm.cm import CMDetector, build_preset, save_cm  # noqa: E402
-from apallm.demo import DISPLAY_HEIGHT, DISPLAY_WIDTH, DemoLimits, build_app, launch  # noqa: E402
+from apallm.cm import CMDetector  # noqa: E402
+from apallm.demo import DISPLAY_HEIGHT, DISPLAY_WIDTH, DemoLimits, build_app  # noqa: E402
 from apallm.detectors import Detector  # noqa: E402
 from apallm.evidence import EvidenceConfig, extract_evidence  # noqa: E402
 from apallm.verdict import Verdict  # noqa: E402
 
 LIMITS = DemoLimits(max_upload_mb=0.5, max_duration_s=5.0, concurrency=2, queue_size=8, chat_max_new_tokens=10)
-SPLICE_S = 1.5
 # gradio's queue statistics call pandas APIs that pandas 3 deprecates; not this package's code
 pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
 OUTPUTS = ("status", "verdict_html", "rationale", "spectrogram", "cues", "cms", "verdict", "chat")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(detector, cms=(), limits=LIMITS):
-    """The demo app launched on 127.0.0.1 at a free port; yields (app, url); closed afterwards."""
-    app = build_app(detector, cms=cms, limits=limits)
-    _, url, _ = launch(app, limits, host="127.0.0.1", port=free_port(), block=False, quiet=True)
-    try:
-        yield app, url
-    finally:
-        app.close(verbose=False)
-
-
-def spliced_clip(path: Path) -> Path:
-    """1.5 s of one voice, then a telephone-band voice without a pause: a splice at 1.5 s; then 1.5 s of
-    speech-like syllables (the steady voices alone are no speech to a voice activity detector)."""
-    a = harmonic_voice(SPLICE_S, seed=1, pauses=False)
-    b = brickwall_lowpass(harmonic_voice(1.5, seed=3, pauses=False, f0=(200, 260)), 3400.0)
-    sf.write(path, np.concatenate([a, b, speech_like(1.5, seed=2)]), SR)
-    return path
 
 
 def analyse(client: Client, path: Path) -> dict:
@@ -110,22 +79,8 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cm_dir(tmp_path_factory):
-    torch.manual_seed(1)
-    return save_cm(build_preset("aasist-l"), tmp_path_factory.mktemp("cm") / "aux-cm", name="aux-cm",
-                   provenance={"source": "random initialisation (tests)"})
-
-
-@pytest.fixture(scope="module")
-def default_detector():
-    from apallm.detectors import load_detector
-
-    return load_detector("default")
-
-
-@pytest.fixture(scope="module")
-def default_server(default_detector, cm_dir):
-    with serve(default_detector, cms=[CMDetector(cm_dir)]) as (app, url):
+def default_server(default_detector, cm_checkpoint):
+    with serve(default_detector, LIMITS, cms=[CMDetector(cm_checkpoint)]) as (app, url):
         yield app, url
 
 
@@ -133,7 +88,7 @@ def default_server(default_detector, cm_dir):
 
 
 def test_upload_shows_verdict_spectrogram_cues_and_auxiliary_scores(default_server, default_detector, clips,
-                                                                    cm_dir):
+                                                                    cm_checkpoint):
     _, url = default_server
     out = analyse(Client(url, verbose=False), clips["spliced"])
     clip = load_audio(clips["spliced"], clip_id="spliced.wav")
@@ -141,7 +96,7 @@ def test_upload_shows_verdict_spectrogram_cues_and_auxiliary_scores(default_serv
 
     verdict = out["verdict"]
     assert verdict["label"] in ("bonafide", "spoof") and 0.0 <= verdict["score"] <= 1.0
-    assert verdict == {**expected.to_dict(), "cm_scores": {"aux-cm": pytest.approx(verdict["cm_scores"]["aux-cm"])}}
+    assert verdict == {**expected.to_dict(), "cm_scores": {"aasist-l": pytest.approx(verdict["cm_scores"]["aasist-l"])}}
     assert verdict["uncertain"] == (0.4 <= verdict["score"] <= 0.6)
     assert f'data-label="{verdict["label"]}"' in out["verdict_html"] and f"{verdict['score']:.3f}" in \
         out["verdict_html"]
@@ -158,12 +113,13 @@ def test_upload_shows_verdict_spectrogram_cues_and_auxiliary_scores(default_serv
     splice_row = next(r for r in rows if r[0] == "splice_candidates")
     assert float(splice_row[1]) >= 1  # the splice is measured ...
     with Image.open(out["spectrogram"]) as image:  # ... and drawn: a white dashed line at 1.5 s
-        assert image.size == (DISPLAY_WIDTH, DISPLAY_HEIGHT)
+        strip = 20 if verdict.get("attribution") else 0  # the shipped detector's attribution, drawn under the plot
+        assert image.size == (DISPLAY_WIDTH, DISPLAY_HEIGHT + strip) and strip
         assert _white_column_near(np.asarray(image.convert("RGB")), SPLICE_S / 4.5)
 
-    aux = CMDetector(cm_dir).score([clip])[0]
+    aux = CMDetector(cm_checkpoint).score([clip])[0]
     (row,) = out["cms"]["value"]["data"]
-    assert row[0] == "aux-cm" and row[1] == pytest.approx(aux, abs=1e-4)
+    assert row[0] == "aasist-l" and row[1] == pytest.approx(aux, abs=1e-4)
     assert out["cms"]["visible"] is True
 
 
@@ -213,7 +169,7 @@ def test_chat_streams_answers_from_the_evidence_and_says_it_is_no_allm(default_s
     questions = [text_of(m) for m in final if m["role"] == "user"]
     assert questions == ["Where is the edit?", "What about the high frequencies?", "Why is it fake?",
                          "Which voice actor is this?", "and the aux countermeasure?"]
-    assert "aux-cm gives P(spoof)" in text_of(final[-1])
+    assert "aasist-l gives P(spoof)" in text_of(final[-1])
 
 
 def test_history_belongs_to_each_browser_session(default_server, clips):
@@ -299,7 +255,7 @@ class Broken(Detector):
 
 
 def test_a_failing_detector_shows_a_message_not_a_traceback(clips):
-    with serve(Broken()) as (_, url):
+    with serve(Broken(), LIMITS) as (_, url):
         client = Client(url, verbose=False)
         out = analyse(client, clips["spliced"])
         assert out["status"] == "**Analysis failed.** RuntimeError: CUDA out of memory (simulated)"
@@ -328,7 +284,7 @@ def test_allm_verdict_and_streamed_chat_with_the_conversation_in_context(allm, c
         yield from stream(clip, question=question, history=history, **kwargs)
 
     monkeypatch.setattr(allm, "stream", recorded)
-    with serve(allm) as (_, url):
+    with serve(allm, LIMITS) as (_, url):
         client = Client(url, verbose=False)
         out = analyse(client, clips["spliced"])
         verdict = out["verdict"]
@@ -362,15 +318,17 @@ def test_allm_that_reads_cm_scores_needs_them(allm):
 # ------------------------------------------------------------------ the command
 
 
-def test_command_serves_the_demo_and_refuses_bad_options(cm_dir, tmp_path):
-    from apallm.cli import main
+@pytest.mark.slow
+def test_command_serves_the_demo_and_refuses_bad_options(cm_checkpoint, tmp_path):
+    from apallm.commands import main
 
     assert main(["demo", "--max-duration", "0"]) == 2
     assert main(["demo", "--detector", "no-such-detector"]) == 2
     assert main(["demo", "--detector", "apallm.cm.detector:CMDetector", "--detector-arg", "checkpoint"]) == 2
     port = free_port()
     # plain `apallm demo`: the default detector, with an auxiliary countermeasure
-    cmd = [sys.executable, "-m", "apallm", "demo", "--cm", str(cm_dir), "--port", str(port), "--max-duration", "5"]
+    cmd = [sys.executable, "-m", "apallm", "demo", "--cm", str(cm_checkpoint), "--port", str(port),
+           "--max-duration", "5"]
     log = tmp_path / "demo.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
@@ -388,7 +346,7 @@ def test_command_serves_the_demo_and_refuses_bad_options(cm_dir, tmp_path):
         with urllib.request.urlopen(url + "config", timeout=10) as page:
             config = json.load(page)
         header = config["components"][0]["props"]["value"]
-        assert "Detector: **apallm-default**" in header and "Auxiliary countermeasures: aux-cm" in header
+        assert "Detector: **apallm-default**" in header and "Auxiliary countermeasures: aasist-l" in header
         assert "Clips up to 5 s and 20 MB" in header and "no audio LLM is loaded" in header
         assert {"analyse", "chat"} <= {d.get("api_name") for d in config["dependencies"]}
         assert config["analytics_enabled"] is False  # the demo sends nothing anywhere

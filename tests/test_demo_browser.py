@@ -8,23 +8,21 @@ screenshot shown in the README.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-from test_demo import default_detector, serve, spliced_clip  # noqa: F401  (a fixture)
+from conftest import serve, spliced_clip
 
 from apallm.data import example_path
-from apallm.demo import DemoLimits
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytest.importorskip("gradio", reason="the demo needs the demo extra: pip install 'apallm[demo]'")
+from apallm.demo import DemoLimits  # noqa: E402
+
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; "
-                                                ".ci/run installs it where it can)"),
+    pytest.mark.browser,
     pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the dev extra)")
 TIMEOUT_MS = 60_000
 
 
@@ -34,20 +32,16 @@ def clip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(default_detector):  # noqa: F811
+def server(default_detector):
     with serve(default_detector, limits=DemoLimits()) as (_, url):
         yield url
 
 
 @pytest.fixture(scope="module")
-def browser(clip):
+def browser_args(clip):
     # the fake microphone plays the test clip; no permission prompt in headless mode
-    args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={clip}"]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

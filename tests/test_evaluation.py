@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from apallm import metrics
-from apallm.cli import main
+from apallm.commands import main
 from apallm.evaluation import (
     AmbiguousIdError,
     DuplicateIdError,

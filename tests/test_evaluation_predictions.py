@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from apallm import metrics
-from apallm.cli import main
+from apallm.commands import main
 from apallm.evaluation import (
     P_CLIP,
     DuplicateIdError,

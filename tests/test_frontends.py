@@ -236,6 +236,7 @@ def test_prepared_ge2e_matches_resemblyzers_own_encoder(tmp_path, monkeypatch):
         np.testing.assert_allclose(ours(mels), VoiceEncoder("cpu", verbose=False)(mels), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_prepared_dnsmos_scores_a_clip(tmp_path):
     if not _have("speechmos", "onnxruntime"):
         pytest.skip("speechmos / onnxruntime are not installed (pip install 'apallm[pretrained]')")

@@ -3,6 +3,7 @@ import pytest
 from conftest import SR, speech_like
 
 from apallm import load_audio
+from apallm.calibration import LogisticCalibrator
 from apallm.detectors import Detector
 from apallm.fusion import FusedDetector, LogisticFusion
 from apallm.metrics import compute_eer
@@ -59,7 +60,7 @@ class Constant(Detector):
 
 
 def test_fused_detector_is_a_detector():
-    fusion = LogisticFusion(systems=["x", "y"], weights=[1.0, 1.0], bias=0.0)
+    fusion = LogisticFusion(["x", "y"], LogisticCalibrator(coef=[1.0, 1.0], intercept=0.0))
     det = FusedDetector({"x": Constant(0.9), "y": Constant(0.5)}, fusion)
     clips = [load_audio(speech_like(1.0), sample_rate=SR)]
     assert det.score(clips)[0] == pytest.approx(0.9)  # logit(0.5) = 0 adds nothing

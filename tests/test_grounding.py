@@ -227,7 +227,7 @@ def _cues(*specs):
 def test_eval_reports_grounded_precision_and_contradiction_rate(tmp_path, capsys):
     import json
 
-    from apallm.cli import main
+    from apallm.commands import main
 
     wide, floor = make_cue("bandwidth_hz", 7900.0).phrase, make_cue("pause_floor_dbfs", -50.0).phrase
     limit, silent = make_cue("bandwidth_hz", 4000.0).phrase, make_cue("pause_floor_dbfs", -110.0).phrase
@@ -274,7 +274,7 @@ def test_eval_reports_grounded_precision_and_contradiction_rate(tmp_path, capsys
 
 
 def test_eval_evidence_dir_errors(tmp_path, capsys):
-    from apallm.cli import main
+    from apallm.commands import main
 
     p = tmp_path / "p.jsonl"
     p.write_text('{"id": "b1", "score": 0.1}\n{"id": "s1", "score": 0.9}\n')

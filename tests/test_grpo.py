@@ -15,7 +15,7 @@ import torch
 from apallm.allm import default_target, load_allm
 from apallm.allm.base import IGNORE_INDEX
 from apallm.audio import load_audio
-from apallm.cli import main
+from apallm.commands import main
 from apallm.datasets.manifest import read_labelled
 from apallm.evaluation import MalformedInputError, UnknownLabelError, evaluate_files
 from apallm.evaluation.inputs import read_keys
@@ -50,8 +50,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return make_toy_set(tmp_path_factory.mktemp("toy"), n=8, seed=0)
+def toy(toy_set):
+    return toy_set(n=8, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -166,19 +166,19 @@ def test_shipped_configs_load_and_bad_configs_get_clear_errors(toy, sft_adapter,
     assert big.beta > 0 and big.generation.max_new_tokens == 160
 
     base = dict(adapter=str(sft_adapter), train_manifest=str(toy), output_dir=str(tmp_path))
-    for extra, needle in [({"lr": 1}, "unknown GRPO config keys: lr"),
-                          ({"num_generations": 1}, "num_generations must be an integer >= 2"),
-                          ({"rewards": {"fluency": 1.0}}, "unknown reward 'fluency'"),
-                          ({"rewards": {"label": "high"}}, "weight of reward 'label'"),
+    for extra, needle in [({"lr": 1}, "lr: unknown GRPO config key"),
+                          ({"num_generations": 1}, "num_generations: must be an integer >= 2"),
+                          ({"rewards": {"fluency": 1.0}}, "rewards.fluency: unknown reward 'fluency'"),
+                          ({"rewards": {"label": "high"}}, "rewards.label: expected a number"),
                           ({"rewards": {}}, "at least one reward"),
                           ({"beta": -0.1}, "beta"),
-                          ({"generation": {"temperature": 0}}, "temperature"),
-                          ({"generation": {"top_p": 1.5}}, "top_p"),
-                          ({"generation": {"beams": 2}}, "unknown generation keys: beams"),
-                          ({"window_policy": "last"}, "window_policy")]:
+                          ({"generation": {"temperature": 0}}, "generation.temperature"),
+                          ({"generation": {"top_p": 1.5}}, "generation.top_p"),
+                          ({"generation": {"beams": 2}}, "generation.beams: unknown GRPO config key"),
+                          ({"window_policy": "last"}, "window_policy: 'last' is not one of")]:
         with pytest.raises(ValueError, match=needle):
             GRPOConfig.from_dict({**base, **extra})
-    with pytest.raises(ValueError, match="needs adapter"):
+    with pytest.raises(ValueError, match="adapter: missing"):
         GRPOConfig.from_dict({"train_manifest": str(toy), "output_dir": str(tmp_path)})
     with pytest.raises(FileNotFoundError, match="train it first with 'apallm train sft"):
         build_grpo_trainer(GRPOConfig.from_dict({**base, "adapter": str(tmp_path / "none")}))
@@ -237,6 +237,7 @@ def test_sampling_ends_answers_at_end_of_turn_and_never_samples_placeholders(toy
     assert ended, "no sampled answer ended within 48 tokens"
 
 
+@pytest.mark.slow
 def test_a_few_steps_change_only_trainable_weights_and_save_an_adapter_folder(toy, sft_adapter, tmp_path):
     cfg = grpo_config(toy, sft_adapter, tmp_path / "out", rewards={"tests.test_grpo:lowercase_start": 1.0},
                       beta=0.1)
@@ -268,9 +269,10 @@ def test_a_few_steps_change_only_trainable_weights_and_save_an_adapter_folder(to
     assert verdict.label in ("bonafide", "spoof")
 
 
+@pytest.mark.slow
 def test_qwen2_audio_trains_its_adapter_and_spectrogram_projector(toy, tmp_path):
-    """The other family: its spectrogram pixels go to the model aside from the processor's inputs, so the
-    scoring pass encodes the prompts again; the projector trains with the adapter."""
+    """The other family: its spectrogram pixels are a forward argument beside the processor's inputs (the
+    sampling pass's inputs serve the scoring pass too); the projector trains with the adapter."""
     sft = tmp_path / "sft"
     cfg = SFTConfig.from_dict(dict(
         model="tiny-qwen2-audio", train_manifest=str(toy), output_dir=str(sft), prompts=SHORT_PROMPTS,
@@ -320,6 +322,7 @@ def test_the_answer_the_reward_prefers_gains_probability(toy, sft_adapter, tmp_p
     assert trainer.detector.score_samples([spoof_sample])[0] > p_spoof + 0.2
 
 
+@pytest.mark.slow
 def test_sampled_answers_move_towards_what_the_reward_prefers(toy, sft_adapter, tmp_path):
     """Through the Trainer, sampling and all: rewarding answers that open with a lowercase letter raises the
     probability mass of those first tokens."""
@@ -348,6 +351,7 @@ def test_sampled_answers_move_towards_what_the_reward_prefers(toy, sft_adapter, 
 # ------------------------------------------------------------------------------------------------ end to end
 
 
+@pytest.mark.slow
 def test_cli_runs_the_shipped_tiny_config_under_deepspeed_zero2(toy, sft_adapter, tmp_path):
     pytest.importorskip("deepspeed", reason="DeepSpeed comes with apallm[train]")
     out = tmp_path / "grpo"
@@ -385,7 +389,7 @@ def test_cli_reports_a_missing_sft_adapter(tmp_path, capsys):
     assert "train it first with 'apallm train sft" in capsys.readouterr().err
     assert main(["train", "grpo", "--config", str(REPO / "configs/grpo/tiny-omni-zero2.yaml"),
                  "--set", "num_generations=1"]) == 2
-    assert "num_generations must be an integer >= 2" in capsys.readouterr().err
+    assert "num_generations: must be an integer >= 2" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------ held-out evaluation

@@ -129,6 +129,19 @@ def test_harness_rejects_unknown_detectors_and_bad_detector_output(fake_root, tm
     assert code == 2 and "DetectorOutputError" in err and "not a P(spoof) in [0, 1]" in err
 
 
+def test_harness_takes_the_detector_options_of_explain_and_defaults_to_the_shipped_detector(fake_root, tmp_path,
+                                                                                           capsys):
+    harness = load_harness()
+    for extra, message in ((["--scores", str(tmp_path / "s.tsv"), "--detector", "default"], "name no detector"),
+                           (["--cm", str(tmp_path)], "the harness scores one detector")):
+        with pytest.raises(SystemExit) as exit_:
+            harness.main([*extra, "--root", str(fake_root), "--out", str(tmp_path / "o")])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    code = harness.main(["--root", str(fake_root), "--out", str(tmp_path / "shipped"), "--n-boot", "0"])
+    assert code == 0 and "scoring with apallm-default" in capsys.readouterr().out
+    assert json.loads((tmp_path / "shipped" / "metrics.json").read_text())["n_spoof"] == 4
+
+
 def test_score_files_checks_detector_output_shape(fake_root):
     class TooFew(Detector):
         def score(self, clips):

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +43,7 @@ def test_torch_trio_is_pinned_exactly_and_the_installed_trio_matches_and_loads()
     import torchaudio.functional  # noqa: F401  (loads libtorchaudio, which breaks first on a mismatch)
 
 
+@pytest.mark.slow
 def test_a_torchaudio_that_does_not_load_breaks_only_the_torchaudio_resampler(tmp_path):
     """As torchaudio 2.11.1 beside torch 2.11.0 does: importing it raises 'undefined symbol'."""
     import os

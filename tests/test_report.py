@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from conftest import SR, brickwall_lowpass, speech_like
 
 from apallm.report import write_html_report
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LONG_DIR = "/data/corpora/In-the-Wild/release_2024_final_version/speakers/Some_Very_Long_Speaker_Name_Without_Spaces"
 RATIONALE = {"frequency": "energy above 7.8 kHz falls off a cliff (a brick-wall low-pass at 8 kHz), unlike the gradual "
                           "roll-off of natural speech recorded through a microphone",
@@ -168,17 +166,6 @@ def test_thumbnails_are_small_lazy_side_files(tmp_path):
 # ------------------------------------------------------------------------------------------------ browser
 
 @pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it where it can)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the dev extra)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     """40 rows with long names and real thumbnails."""
     root = tmp_path_factory.mktemp("report")
@@ -199,6 +186,7 @@ def report(tmp_path_factory) -> Path:
     return write_html_report(records, root / "report.html", title="apallm batch report (40 clips)")
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("width", [1024, 1280])
 def test_report_in_a_real_browser_fits_sorts_and_filters(browser, report, width):
     context = browser.new_context(viewport={"width": width, "height": 900})

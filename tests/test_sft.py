@@ -14,10 +14,9 @@ import torch
 from apallm import load_audio
 from apallm.allm import load_allm
 from apallm.allm.base import IGNORE_INDEX
-from apallm.cli import main
+from apallm.commands import main
 from apallm.datasets.manifest import read_labelled
 from apallm.metrics import compute_eer
-from apallm.synth import make_toy_set
 from apallm.training.sft import SFTCollator, SFTConfig, SFTDataset, build_trainer, save_output, train_sft
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,8 +25,8 @@ SHORT_PROMPTS = {"system": "You detect deepfake speech.", "instruction": "bonafi
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return make_toy_set(tmp_path_factory.mktemp("toy"), n=12, seed=0)
+def toy(toy_set):
+    return toy_set(n=12, seed=0)
 
 
 def config(toy, out, **kw):
@@ -106,14 +105,13 @@ ZERO_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("stage,model", [(2, "tiny-qwen2_5-omni"), (3, "tiny-qwen2_5-omni"), (3, "tiny-qwen2-audio")])
+@pytest.mark.slow
 def test_deepspeed_zero_steps_change_only_trainable_weights_and_save_load_is_exact(toy, tmp_path, stage, model):
     pytest.importorskip("deepspeed", reason="DeepSpeed comes with apallm[train]")
     cfg = config(toy, tmp_path / f"zero{stage}", deepspeed=str(REPO / f"configs/deepspeed/zero{stage}.json"),
                  model=model)
-    data = {k: v for k, v in vars(cfg).items() if k != "peft"}
-    data["peft"] = vars(cfg.peft)
-    proc = subprocess.run([sys.executable, "-c", ZERO_SCRIPT, json.dumps(data)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, "-c", ZERO_SCRIPT, json.dumps(cfg.to_dict())], capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
     changed, trainable = set(result["changed"]), set(result["trainable"])
@@ -147,6 +145,7 @@ def test_dora_with_gradient_checkpointing_trains_and_resume_continues(toy, tmp_p
     assert trainer2.state.global_step == 3
 
 
+@pytest.mark.slow
 def test_learns_the_label_from_audio_and_spectrogram(toy, tmp_path):
     """The whole path learns: EER on the (band-limited vs full-band) training set falls to about 0."""
     cfg = config(toy, tmp_path / "learn", training={"max_steps": None, "num_train_epochs": 10,
@@ -193,9 +192,9 @@ def test_merge_and_explain_from_the_adapter_folder(toy, tmp_path, capsys):
 def test_shipped_tiny_configs_parse():
     for stage in (2, 3):
         cfg = SFTConfig.from_yaml(REPO / f"configs/sft/tiny-omni-zero{stage}.yaml")
-        assert cfg.model == "tiny-qwen2_5-omni" and cfg.deepspeed.endswith(f"zero{stage}.json")
+        assert cfg.model == "tiny-qwen2_5-omni" and cfg.deepspeed.name == f"zero{stage}.json"
         assert json.loads(Path(cfg.deepspeed).read_text())["zero_optimization"]["stage"] == stage
-    with pytest.raises(ValueError, match="unknown SFT config keys"):
+    with pytest.raises(ValueError, match="lr: unknown SFT config key"):
         SFTConfig.from_dict({"model": "x", "train_manifest": "y", "output_dir": "z", "lr": 1})
 
 
@@ -242,9 +241,10 @@ def test_families_own_their_settings_and_an_unknown_family_is_a_clear_error():
     from apallm.training.sft import PeftSettings, apply_peft
 
     assert _model_types() == {"qwen2_5_omni": "qwen2_5_omni", "qwen2_5_omni_thinker": "qwen2_5_omni",
-                              "qwen2_audio": "qwen2_audio"}
+                              "qwen2_audio": "qwen2_audio", "apallm_composite": "composite"}
     assert family_class("qwen2_5_omni").towers == {"audio": "audio_tower", "vision": "visual"}
-    assert family_class("qwen2_audio").towers["vision"] is None and not family_class("qwen2_audio").reusable_inputs
-    assert set(FAMILIES) == {"qwen2_5_omni", "qwen2_audio"}
+    assert family_class("qwen2_audio").towers["vision"] is None and family_class("qwen2_audio").reusable_inputs
+    assert family_class("composite").projector_modules == ("audio_projector", "image_projector")
+    assert set(FAMILIES) == {"qwen2_5_omni", "qwen2_audio", "composite"}
     with pytest.raises(ValueError, match="unknown ALLM family 'voxtral'"):
         apply_peft(None, "voxtral", PeftSettings())

@@ -28,6 +28,7 @@ def test_render_is_byte_identical_and_sized(kind):
     assert cfg.width % 28 == 0 and cfg.height % 28 == 0
 
 
+@pytest.mark.slow
 def test_render_is_identical_across_processes():
     code = ("import hashlib,sys; sys.path.insert(0,'tests'); from conftest import speech_like; "
             "from apallm.evidence import render_spectrogram; "

@@ -5,9 +5,10 @@
 
 Steps, all seeded and cached under ``--work`` (a rerun reuses what is there):
 
-1. Clips: every clip of realworld-dev (4 sources) and of train-corpus (28 sources); local spoofs: every
-   sentence of :data:`apallm.spoofgen.SENTENCES` spoken by two of the available espeak-ng / flite / festival
-   voices, and a Griffin-Lim copy of every bona fide clip of both corpora (group: the clip's source).
+1. Clips: every clip of realworld-dev (4 sources) and of train-corpus (28 sources), read by their
+   :mod:`apallm.datasets` adapters; local spoofs: every sentence of :data:`apallm.spoofgen.SENTENCES` spoken by
+   two of the available espeak-ng / flite / festival voices, and a Griffin-Lim copy of every bona fide clip of
+   both corpora (group: the clip's source). The list of clips goes to ``work/items.jsonl``.
 2. One codec round trip (MP3, Vorbis, Opus, mu-law, A-law, GSM, drawn per clip) of every clip, both classes,
    written to ``work/codec`` (a copy belongs to its clip's source).
 3. Features (``work/features/<kind>.npz``, one row per clip id): ``whisper``: the frozen Whisper tiny.en
@@ -30,13 +31,12 @@ Steps, all seeded and cached under ``--work`` (a rerun reuses what is there):
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +44,14 @@ import soundfile as sf
 import torch
 
 from apallm.audio import TARGET_SAMPLE_RATE, load_audio
-from apallm.cm.default import FeatureRecipe, LogisticHead
+from apallm.calibration import LogisticCalibrator, standardisation
+from apallm.cm.default import FeatureRecipe
+from apallm.datasets import build_manifest
+from apallm.datasets.adapters.project_corpora import REALWORLD_DEV, TRAIN_CORPUS, corpus_root
 from apallm.metrics import bootstrap_eer_ci, compute_eer
 
 LOCAL = "local-tts"
-REALWORLD, CORPUS = "realworld-dev", "train-corpus"
+REALWORLD, CORPUS = REALWORLD_DEV, TRAIN_CORPUS  # the corpora, by their adapters' names
 
 
 @dataclass
@@ -63,15 +66,10 @@ class Item:
     corpus: str = REALWORLD
 
 
-def corpus_items(data: Path, corpus: str, prefix: str) -> list[Item]:
-    with open(data / "manifest.tsv", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    return [Item(id=f"{prefix}/{r['path']}", path=str(data / r["path"]), label=r["label"], group=r["source_repo"],
-                 system=r["system"], corpus=corpus) for r in rows]
-
-
-def realworld_items(data: Path) -> list[Item]:
-    return corpus_items(data, REALWORLD, "rw")
+def corpus_items(root: Path, corpus: str, prefix: str) -> list[Item]:
+    """Every clip of ``corpus`` (its :mod:`apallm.datasets` adapter), grouped by source, ids ``prefix/<path>``."""
+    return [Item(id=f"{prefix}/{e.id}", path=e.path, label=e.label, group=e.source, system=e.attack, corpus=corpus)
+            for e in build_manifest(corpus, root, probe=False)]
 
 
 def tts_items(work: Path, seed: int) -> list[Item]:
@@ -137,12 +135,13 @@ def codec_copies(work: Path, items: list[Item], seed: int) -> dict[str, str]:
 def all_items(args) -> tuple[list[Item], dict[str, str]]:
     """Every clip of the protocol and ``{clip id: path}`` for them and their codec copies."""
     real = []
-    if (args.data / "manifest.tsv").is_file():
-        real += realworld_items(args.data)
-    if args.corpus and (args.corpus / "manifest.tsv").is_file():
-        real += corpus_items(args.corpus, CORPUS, "tc")
+    for corpus, prefix, folder in ((REALWORLD, "rw", args.data), (CORPUS, "tc", args.corpus)):
+        root = corpus_root(corpus, folder)
+        if root is not None:
+            real += corpus_items(root, corpus, prefix)
     if not real:
-        sys.exit(f"no manifest.tsv under {args.data} or {args.corpus}")
+        sys.exit(f"neither {REALWORLD} nor {CORPUS} found (--data, --corpus, $APALLM_REALWORLD_DEV, "
+                 "$APALLM_TRAIN_CORPUS or ../shared/data)")
     bonafide = [i for i in real if i.label == "bonafide"]
     if args.vocoded_per_source:  # Griffin-Lim takes seconds a clip: cap train-corpus's copies per source
         kept: dict[str, int] = {}
@@ -161,6 +160,11 @@ def all_items(args) -> tuple[list[Item], dict[str, str]]:
     items += vocoded
     paths.update({i.id: i.path for i in items})
     return items, paths
+
+
+def write_items(path: Path, items: list[Item]) -> None:
+    """The protocol's clips, one JSON object a line (what ``experiments/finetune_aasist.py pack`` reads)."""
+    path.write_text("".join(json.dumps(asdict(i)) + "\n" for i in items), encoding="utf-8")
 
 
 # ------------------------------------------------------------------ features
@@ -284,12 +288,12 @@ def training_ids(items: list[Item], design: Design,
     return ids, np.array(labels)
 
 
-def fit_head(features: np.ndarray, spoof: np.ndarray, design: Design, nets: dict) -> LogisticHead:
+def fit_head(features: np.ndarray, spoof: np.ndarray, design: Design, nets: dict) -> LogisticCalibrator:
     """The logistic head of a frozen-feature design; with ``design.calibrate``, each backbone's spoof log-odds
     (from its output layer in ``nets``) is one feature of the fit, folded back into one linear head over the
     concatenated embeddings."""
     if not design.calibrate:
-        return LogisticHead.fit(features, spoof, c=design.c)
+        return LogisticCalibrator.fit(features, spoof, c=design.c)
     blocks, start = [], 0
     for name in design.recipe.backbones:
         layer = nets[name].model.out_layer
@@ -297,11 +301,11 @@ def fit_head(features: np.ndarray, spoof: np.ndarray, design: Design, nets: dict
         blocks.append((slice(start, start + w.shape[1]), w[0] - w[1], float(b[0] - b[1])))
         start += w.shape[1]
     log_odds = np.stack([features[:, sl] @ d + o for sl, d, o in blocks], axis=1)
-    platt = LogisticHead.fit(log_odds, spoof, c=design.c)
+    platt = LogisticCalibrator.fit(log_odds, spoof, c=design.c)
     scales = platt.coef / platt.scale
     coef = np.concatenate([k * d for k, (_, d, _) in zip(scales, blocks, strict=True)])
     intercept = platt.intercept + sum(k * (o - m) for k, (_, _, o), m in zip(scales, blocks, platt.mean, strict=True))
-    return LogisticHead(np.zeros(start), np.ones(start), coef, float(intercept))
+    return LogisticCalibrator(coef, float(intercept), np.zeros(start), np.ones(start))
 
 
 WHISPER_DIM = 384
@@ -372,8 +376,7 @@ class TorchHead:
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> TorchHead:
         torch.manual_seed(self.seed)
-        self.mean, self.scale = np.nanmean(x, 0), np.nanstd(x, 0)
-        self.scale = np.where(self.scale > 1e-8, self.scale, 1.0)
+        self.mean, self.scale = standardisation(x)
         z = torch.from_numpy(self._z(x))
         t = torch.from_numpy(y.astype(np.int64))
         self.model = (OCSoftmax(z.shape[1]) if self.kind == "ocsoftmax" else MLPHead(z.shape[1], self.hidden))
@@ -409,9 +412,9 @@ class LateFusion:
         self.c = c
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> LateFusion:
-        self.main = LogisticHead.fit(x[:, :-1], y, c=self.c)
+        self.main = LogisticCalibrator.fit(x[:, :-1], y, c=self.c)
         keep = np.isfinite(x[:, -1])
-        self.calibrated = LogisticHead.fit(x[keep, -1:], y[keep], c=1.0)
+        self.calibrated = LogisticCalibrator.fit(x[keep, -1:], y[keep], c=1.0)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -423,10 +426,10 @@ def fit_predictor(design: Design, x: np.ndarray, y: np.ndarray, seed: int):
     if design.backend == "late-fusion":
         return LateFusion(design.c).fit(x, y)
     if design.backend == "logistic":
-        return LogisticHead.fit(x, y, c=design.c)
+        return LogisticCalibrator.fit(x, y, c=design.c)
     if design.backend == "calibrate":  # one feature: the published log-odds; a Platt scaling of it
         keep = np.isfinite(x[:, 0])
-        return LogisticHead.fit(x[keep], y[keep], c=design.c)
+        return LogisticCalibrator.fit(x[keep], y[keep], c=design.c)
     return TorchHead(design.backend, design.epochs, design.hidden, seed).fit(x, y)
 
 
@@ -547,8 +550,10 @@ def design_settings(d: Design) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/realworld-dev"))
-    ap.add_argument("--corpus", type=Path, default=Path("../shared/data/train-corpus"))
+    ap.add_argument("--data", type=Path, default=None, help="realworld-dev folder (default: $APALLM_REALWORLD_DEV or "
+                                                           "../shared/data/realworld-dev)")
+    ap.add_argument("--corpus", type=Path, default=None, help="train-corpus folder (default: $APALLM_TRAIN_CORPUS or "
+                                                             "../shared/data/train-corpus)")
     ap.add_argument("--models", type=Path, default=Path("../shared/models/aasist-official"))
     ap.add_argument("--cache", type=Path, default=None, help="prepared weights (default $APALLM_CACHE or "
                                                              "~/.cache/apallm)")
@@ -570,6 +575,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     items, paths = all_items(args)
+    write_items(args.work / "items.jsonl", items)
     print(f"{len(items)} clips + {len(items)} codec copies ready in {time.time() - t0:.0f} s", flush=True)
     if args.stage == "items":
         return
@@ -642,7 +648,7 @@ def example_p_spoof(design: Design, items: list[Item], tables: dict, args) -> fl
     from apallm.data import example_path
 
     ids, y = training_ids(items, design, None)
-    head = LogisticHead.fit(matrix(ids, tables, design.features), y, c=design.c)
+    head = LogisticCalibrator.fit(matrix(ids, tables, design.features), y, c=design.c)
     example = {kind: {"example": extractor(kind, args)(load_audio(example_path()).waveform)}
                for kind in {k.split("-")[0] for k in design.features}}
     return float(head.predict(matrix(["example"], example, design.features))[0])
@@ -702,7 +708,7 @@ def write_detector(args, items, tables, design: Design, report: dict) -> None:
     if design.backend != "logistic" or layers is None:
         sys.exit(f"{design.name}: only logistic heads over Whisper features ship for now")
     ids, y = training_ids(items, design, None)
-    head = LogisticHead.fit(matrix(ids, tables, design.features), y, c=design.c)
+    head = LogisticCalibrator.fit(matrix(ids, tables, design.features), y, c=design.c)
     counts = {REALWORLD: sum(i.corpus == REALWORLD and i.original for i in items),
               CORPUS: sum(i.corpus == CORPUS and i.original for i in items),
               "tts": sum(i.group == LOCAL for i in items) if design.tts else 0,

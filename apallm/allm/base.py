@@ -27,7 +27,7 @@ from apallm import __version__
 from apallm.audio import ALLM_WINDOW_S, Clip, as_clips, split_windows
 from apallm.detectors import Detector
 from apallm.evidence import Evidence, EvidenceConfig, SpectrogramConfig, extract_evidence
-from apallm.verdict import LABEL_WORDS, Rationale, Verdict, parse_answer
+from apallm.verdict import LABEL_WORDS, LABELS, Rationale, Verdict, parse_answer
 
 from .prompting import PromptOptions, prompt_texts, user_text
 
@@ -54,8 +54,10 @@ class ALLMDetector(Detector):
     ``model_types`` (the checkpoint ``model_type`` values it loads), ``lora_targets`` (the regex of the modules
     LoRA adapts by default: the language model's attention and MLP projections, never a tower),
     ``towers`` (``{"audio": module name, "vision": module name or None}``, for ``train_audio_tower`` and
-    ``train_vision_tower``) and ``reusable_inputs`` (whether :meth:`encode` gives inputs that a generation and
-    a scoring pass can both take, so GRPO need not encode a rollout twice).
+    ``train_vision_tower``), ``tower_lora_targets`` (``{"audio": regex}``: the tower modules LoRA adapts with
+    ``lora_audio_tower``), ``projector_modules`` (modules that train in full with the adapter and are saved inside
+    it, as PEFT's ``modules_to_save``, with ``train_projector``) and ``reusable_inputs`` (whether :meth:`encode`
+    gives inputs that a generation and a scoring pass can both take, so GRPO need not encode a rollout twice).
     """
 
     family = "base"
@@ -64,6 +66,8 @@ class ALLMDetector(Detector):
     lora_targets = (r"(?:.*\.)?(?:language_model|model)\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)"
                     r"|mlp\.(gate_proj|up_proj|down_proj))")
     towers: dict[str, str | None] = {"audio": "audio_tower", "vision": None}
+    tower_lora_targets: dict[str, str] = {}
+    projector_modules: tuple[str, ...] = ()
     reusable_inputs = True
 
     def __init__(self, model, processor, *, options: PromptOptions | None = None,
@@ -370,7 +374,7 @@ def follow_ups(history: Sequence[tuple[str | None, str | None]], texts: Mapping[
 def label_token_ids(tokenizer, label_words: Mapping[str, str]) -> dict[str, int]:
     """First token of each label word as written at the start of the answer; they must differ."""
     ids = {}
-    for label in ("bonafide", "spoof"):
+    for label in LABELS:
         tokens = tokenizer(label_words[label], add_special_tokens=False)["input_ids"]
         if not tokens:
             raise ValueError(f"label word {label_words[label]!r} tokenizes to nothing")

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
 import torch
+
+from apallm._imports import resolve
 
 #: ALLM families: name -> "module:Class". A new family is one module (a subclass of ALLMDetector that names its
 #: ``model_types``, LoRA targets and towers) plus one line here.
 FAMILIES = {
     "qwen2_5_omni": "apallm.allm.qwen_omni:QwenOmniDetector",
     "qwen2_audio": "apallm.allm.qwen2_audio:Qwen2AudioDetector",
+    "composite": "apallm.allm.composite:CompositeDetector",
 }
-#: built-in tiny random models (offline, for tests and CPU smoke runs): name -> (family, builder path)
+#: models built by code, not read from a checkpoint: name -> (family, builder path). The tiny random ones (offline,
+#: for tests and CPU smoke runs) and ``lite``, assembled from weights prepared offline (``apallm[lite]``)
 TINY_MODELS = {
     "tiny-qwen2_5-omni": ("qwen2_5_omni", "apallm.allm.tiny:build_tiny_omni"),
     "tiny-qwen2-audio": ("qwen2_audio", "apallm.allm.tiny:build_tiny_qwen2_audio"),
+    "tiny-composite": ("composite", "apallm.allm.tiny:build_tiny_composite"),
+    "lite": ("composite", "apallm.allm.composite:build_lite"),
 }
 
 
@@ -28,8 +33,7 @@ def families() -> list[str]:
 def family_class(name: str) -> type:
     if name not in FAMILIES:
         raise ValueError(f"unknown ALLM family {name!r}; known: {', '.join(sorted(FAMILIES))}")
-    module, _, attr = FAMILIES[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return resolve(FAMILIES[name])
 
 
 def _model_types() -> dict[str, str]:
@@ -68,8 +72,7 @@ def resolve_device_dtype(device: str | None = "auto", dtype: str | torch.dtype |
 
 
 def build_tiny(name: str, seed: int = 0):
-    module, _, attr = TINY_MODELS[name][1].partition(":")
-    return getattr(importlib.import_module(module), attr)(seed=seed)
+    return resolve(TINY_MODELS[name][1])(seed=seed)
 
 
 def load_allm(model: str | None = None, *, adapter: str | Path | None = None, family: str | None = None,

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from apallm.audio import Clip, as_clips
+from apallm.calibration import LogisticCalibrator
 from apallm.cm.detector import CMDetector, fixed_crop, require_sample_rate
 from apallm.detectors import Detector, register_detector
 
@@ -127,57 +128,6 @@ def cue_vector(clip: Clip, names: Sequence[str]) -> np.ndarray:
     return np.array([np.nan if cues[n] is None else float(cues[n]) for n in names], dtype=np.float64)
 
 
-@dataclass
-class LogisticHead:
-    """Standardisation plus logistic regression over a feature vector; NaN features count as the mean."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    intercept: float
-
-    def logit(self, features: np.ndarray) -> np.ndarray:
-        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
-        z = np.where(np.isfinite(z), z, 0.0)
-        return z @ self.coef + self.intercept
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logit(features)))
-
-    @classmethod
-    def fit(cls, features: np.ndarray, labels: np.ndarray, c: float = 1.0, sample_weight=None) -> LogisticHead:
-        """L2-regularised logistic regression (scikit-learn, balanced classes); labels 1 = spoof."""
-        from sklearn.linear_model import LogisticRegression
-
-        x = np.asarray(features, dtype=np.float64)
-        mean = np.nanmean(x, axis=0)
-        scale = np.nanstd(x, axis=0)
-        scale = np.where(scale > 1e-8, scale, 1.0)
-        z = np.nan_to_num((x - mean) / scale, nan=0.0)
-        model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
-        model.fit(z, np.asarray(labels, dtype=int), sample_weight=sample_weight)
-        return cls(mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]))
-
-    def save(self, path: str | os.PathLike) -> None:
-        from safetensors.numpy import save_file
-
-        # no metadata: safetensors writes its keys in no fixed order, and the same head should give the same bytes
-        save_file({"mean": self.mean, "scale": self.scale, "coef": self.coef,
-                   "intercept": np.array([self.intercept])}, str(path))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> LogisticHead:
-        from safetensors.numpy import load_file
-
-        t = load_file(str(path))
-        missing = {"mean", "scale", "coef", "intercept"} - set(t)
-        if missing:
-            raise ValueError(f"{path}: not a logistic head (missing {sorted(missing)})")
-        if not (t["mean"].shape == t["scale"].shape == t["coef"].shape):
-            raise ValueError(f"{path}: mean, scale and coef differ in shape")
-        return cls(t["mean"], t["scale"], t["coef"], float(t["intercept"][0]))
-
-
 class DefaultDetector(Detector):
     """The shipped detector (see the module docstring). ``directory`` defaults to the packaged weights."""
 
@@ -193,12 +143,14 @@ class DefaultDetector(Detector):
         self.backbones = [CMDetector(directory / b, batch_size=batch_size, device=device)
                           for b in self.recipe.backbones]
         self.frontends = [load_frontend(directory, f).to(device) for f in self.recipe.frontends]
-        self.head = LogisticHead.load(directory / "head.safetensors")
+        self.head = LogisticCalibrator.load(directory / "head.safetensors")
         expected = (sum(b.model.out_layer.in_features for b in self.backbones) + len(self.recipe.cues)
                     + sum(2 * f.dim * len(f.state_indices(self.recipe.frontend_layers)) for f in self.frontends))
         if self.head.coef.shape != (expected,):
             raise ValueError(f"{directory}: the head reads {self.head.coef.shape[0]} features, the recipe gives "
                              f"{expected}")
+        # attribution costs four passes when spans can be left out of the pooling; else a pass per span
+        self.attribute_verdicts = self.pools_frames
 
     def features(self, clips: Sequence[Clip]) -> np.ndarray:
         clips = as_clips(clips)
@@ -215,6 +167,49 @@ class DefaultDetector(Detector):
         if not clips:
             return np.zeros(0)
         return self.head.predict(self.features(clips))
+
+    def scores_and_attributions(self, clips: Sequence[Clip]) -> tuple[np.ndarray, list]:
+        """With attribution on a pooling head, the attribution's own pass over the clip gives the score: explaining
+        with attribution costs ``1 + len(bands)`` encoder passes, not one more."""
+        from apallm.attribution import attribute
+
+        if not (self.attribute_verdicts and self.pools_frames):
+            return super().scores_and_attributions(clips)
+        attributions = [attribute(self, clip) for clip in as_clips(clips)]
+        return np.array([a.score for a in attributions]), attributions
+
+    @property
+    def pools_frames(self) -> bool:
+        """Whether the head reads only one front end's pooled hidden states (the shipped design): then
+        :meth:`frame_states` and :meth:`score_states` let attribution leave time spans out of the pooling
+        instead of scoring a masked copy per span."""
+        return not self.backbones and not self.recipe.cues and len(self.frontends) == 1
+
+    @property
+    def frame_rate(self) -> float:
+        return self.frontends[0].frame_rate
+
+    def frame_states(self, waveforms: np.ndarray) -> list[list[torch.Tensor]]:
+        """For ``(B, L)`` equal-length 16 kHz waveforms, each one's ``(T, dim)`` hidden states that the head pools
+        (one encoder pass for the batch). Only when :attr:`pools_frames`."""
+        if not self.pools_frames:
+            raise ValueError(f"{self.name}: the head does not read pooled front-end frames only")
+        frontend = self.frontends[0]
+        keep = frontend.state_indices(self.recipe.frontend_layers)
+        batch = torch.as_tensor(np.asarray(waveforms, dtype=np.float32)).reshape(-1, np.shape(waveforms)[-1])
+        with torch.inference_mode():
+            states = frontend.hidden_states(batch.to(next(frontend.parameters()).device))
+        return [[states[i][b].float().cpu() for i in keep] for b in range(batch.shape[0])]
+
+    def score_states(self, states: Sequence[Sequence[torch.Tensor]], weights: Sequence | None = None) -> np.ndarray:
+        """P(spoof) from :meth:`frame_states` output, each clip's frames weighted by its ``weights`` entry (None:
+        all 1; a ``(K, T)`` matrix scores K weightings of that clip, one after the other in the result)."""
+        from apallm.frontends.base import pool_states
+
+        weights = weights if weights is not None else [None] * len(states)
+        with torch.inference_mode():
+            rows = [np.atleast_2d(pool_states(s, w).numpy()) for s, w in zip(states, weights, strict=True)]
+        return self.head.predict(np.concatenate(rows)) if rows else np.zeros(0)
 
 
 def load_frontend(directory: Path, name: str):
@@ -235,7 +230,7 @@ def load_frontend(directory: Path, name: str):
     return WhisperFrontEnd.from_pretrained(folder, dtype=torch.float32)
 
 
-def write_whisper_detector(out: str | os.PathLike, head: LogisticHead, design: str, *,
+def write_whisper_detector(out: str | os.PathLike, head: LogisticCalibrator, design: str, *,
                            layers: str | tuple[int, ...] = "all",
                            whisper_folder: str | os.PathLike | None = None, training: dict | None = None,
                            loso: dict | None = None, name: str = "whisper-tiny.en") -> Path:

@@ -16,6 +16,8 @@ One entry per audio file, with these fields (in this order in every file):
 - ``dataset``: the adapter that made the entry (``asvspoof2019_la``, ``in_the_wild``, ...).
 - ``split``: the corpus's partition (``train``/``dev``/``eval`` where it has them), or null.
 - ``language``: the language code as the corpus gives it (``en``, ``de``, ``zh-cn``), or null.
+- ``source``: where the entry comes from inside a corpus gathered from several places (a demo page's
+  repository, one recording channel each), or null; leave-one-source-out evaluation holds one source out at a time.
 - ``segments``: optional segment labels, a list of ``{"start": s, "end": s, "label": "bonafide"|"spoof"}``
   in time order and not overlapping; null when the corpus has none.
 
@@ -36,14 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apallm.datasets.errors import ManifestError
-
-BONAFIDE = "bonafide"
-SPOOF = "spoof"
-LABELS = (BONAFIDE, SPOOF)
+from apallm.verdict import BONAFIDE, LABELS, SPOOF
 
 #: field order of every manifest file
 FIELDS = ("id", "path", "label", "attack", "speaker", "duration", "sample_rate", "dataset", "split", "language",
-          "segments")
+          "source", "segments")
 REQUIRED_FIELDS = ("id", "path", "label", "dataset")
 
 _DELIMITERS = {".csv": ",", ".tsv": "\t"}
@@ -91,6 +90,7 @@ class ManifestEntry:
     sample_rate: int | None = None
     split: str | None = None
     language: str | None = None
+    source: str | None = None
     segments: tuple[Segment, ...] | None = None
 
     def __post_init__(self):
@@ -100,7 +100,7 @@ class ManifestEntry:
                 raise ManifestError(f"{name} must be a non-empty string, got {value!r}", field=name)
         if self.label not in LABELS:
             raise ManifestError(f"label must be 'bonafide' or 'spoof', got {self.label!r}", field="label")
-        for name in ("attack", "speaker", "split", "language"):
+        for name in ("attack", "speaker", "split", "language", "source"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip() or value == "-"):
                 raise ManifestError(f"{name} must be a non-empty string or null, got {value!r}", field=name)
@@ -189,7 +189,7 @@ def iter_records(path: str | os.PathLike, errors: list[ManifestError] | None = N
     with open(path, encoding="utf-8", newline="") as fh:
         if suffix == ".jsonl":
             rows = ((number, line) for number, line in enumerate(fh, 1) if line.strip())
-            parse = _json_row
+            parse = json_record
         else:
             reader = csv.DictReader(fh, delimiter=_DELIMITERS[suffix])
             header = reader.fieldnames or []
@@ -210,13 +210,15 @@ def iter_records(path: str | os.PathLike, errors: list[ManifestError] | None = N
                 errors.append(exc)
 
 
-def _json_row(line: str, path: Path, number: int) -> dict:
+def json_record(line: str, source: str | os.PathLike, number: int) -> dict:
+    """One line of a JSON-lines file (a manifest, a predictions file) as a dict; :class:`ManifestError` naming
+    ``source`` and line ``number`` when it is not a JSON object."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"not valid JSON ({exc.msg})", source=path, line=number) from exc
+        raise ManifestError(f"not valid JSON ({exc.msg} at column {exc.colno})", source=source, line=number) from exc
     if not isinstance(record, dict):
-        raise ManifestError("each line must be a JSON object", source=path, line=number)
+        raise ManifestError(f"expected a JSON object, got {type(record).__name__}", source=source, line=number)
     return record
 
 

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from apallm.datasets.manifest import LABELS, ManifestEntry
+from apallm.datasets.manifest import ManifestEntry
+from apallm.verdict import LABELS
 
 #: percentiles reported for durations
 PERCENTILES = (5, 25, 50, 75, 95)

@@ -7,8 +7,8 @@
 
 Modules: :mod:`~apallm.evaluation.inputs` (reading and joining files), :mod:`~apallm.evaluation.core`
 (metrics), :mod:`~apallm.evaluation.report` and :mod:`~apallm.evaluation.plots` (outputs),
-:mod:`~apallm.evaluation.runner` (scoring audio with a detector), :mod:`~apallm.evaluation.cli`
-(``apallm eval``), :mod:`~apallm.evaluation.errors` (one exception per kind of bad input).
+:mod:`~apallm.evaluation.runner` (scoring audio with a detector), :mod:`~apallm.evaluation.errors` (one
+exception per kind of bad input). The command ``apallm eval`` is :mod:`apallm.commands.eval`.
 """
 
 from apallm._lazy import lazy_exports

@@ -38,7 +38,6 @@ raises :class:`AmbiguousIdError`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import defaultdict
@@ -59,14 +58,13 @@ from apallm.evaluation.errors import (
     UnknownLabelError,
     UnreadableInputError,
 )
-from apallm.verdict import canonical_label
+from apallm.verdict import LABELS, canonical_label
 
 __all__ = [
     "ID_COLUMNS",
     "SCORE_COLUMNS",
     "LABEL_COLUMNS",
     "ATTACK_COLUMNS",
-    "LABELS",
     "Keys",
     "Trials",
     "Prediction",
@@ -90,7 +88,6 @@ ID_COLUMNS = ("filename", "trial_anon", "trial", "id", "path")
 SCORE_COLUMNS = ("cm-score", "cm_score", "score")
 LABEL_COLUMNS = ("cm-label", "cm_label", "label")
 ATTACK_COLUMNS = ("attack_anon", "attack", "attack_label", "attack_tag", "system")
-LABELS = ("bonafide", "spoof")
 
 #: How many offending ids or lines an error message lists before "and N more".
 SHOW = 5
@@ -448,19 +445,20 @@ def apply_attacks(trials: Trials, attacks: Mapping[str, str] | Sequence[tuple[Se
 
 
 def _jsonl(path: PathLike) -> list[tuple[int, dict]]:
+    """``(line, record)`` of a JSONL manifest or predictions file, parsed as :mod:`apallm.datasets.manifest`
+    parses manifest lines."""
+    from apallm.datasets.errors import ManifestError
+    from apallm.datasets.manifest import json_record
+
     source = str(path)
     records = []
     for n, line in enumerate(_read_lines(path), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MalformedInputError(f"{source}:{n}: not valid JSON ({exc.msg} at column {exc.colno})",
-                                      source) from None
-        if not isinstance(record, dict):
-            raise MalformedInputError(f"{source}:{n}: expected a JSON object, got {type(record).__name__}", source)
-        records.append((n, record))
+            records.append((n, json_record(line, source, n)))
+        except ManifestError as exc:
+            raise MalformedInputError(str(exc), source) from None
     if not records:
         raise MalformedInputError(f"{source}: no records", source)
     return records

@@ -9,14 +9,15 @@ is reported and skipped. The detector's P(spoof) becomes a bona fide score by
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from apallm.audio import Clip, load_audio
+from apallm.audio import DEFAULT_MAX_DURATION_S, Clip, load_audio
+from apallm.datasets.manifest import ManifestEntry
 from apallm.detectors import Detector
 from apallm.errors import AudioError
 from apallm.evaluation.core import N_BOOT, bonafide_log_odds, evaluate_files
@@ -26,7 +27,8 @@ from apallm.evaluation.report import write_report
 
 __all__ = ["ClipFailure", "score_files", "evaluate_manifest"]
 
-#: key columns written for a manifest: the attack (``system``) and the group (``source_repo``) columns
+#: key columns written for a manifest: its entries' attack (as ``system``) and source (as ``source_repo``, the
+#: group), named as realworld-dev's manifest.tsv names them
 MANIFEST_COLUMNS = ("system", "source_repo")
 
 
@@ -56,7 +58,8 @@ def _check_output(p_spoof: Any, batch: Sequence[Clip], name: str) -> np.ndarray:
 
 
 def score_files(detector: Detector, files: Sequence[tuple[str, str | os.PathLike]], *, batch_size: int = 8,
-                on_failure: Callable[[ClipFailure], None] | None = None) -> tuple[dict[str, float], list[ClipFailure]]:
+                on_failure: Callable[[ClipFailure], None] | None = None,
+                max_duration_s: float | None = DEFAULT_MAX_DURATION_S) -> tuple[dict[str, float], list[ClipFailure]]:
     """P(spoof) of each file: ``{id: p}`` for the files scored, and the failures.
 
     Args:
@@ -64,6 +67,7 @@ def score_files(detector: Detector, files: Sequence[tuple[str, str | os.PathLike
         files: ``(id, path)`` pairs; the id names the clip (``Clip.id``) and keys the result.
         batch_size: clips handed to ``detector.score`` at once.
         on_failure: called with each :class:`ClipFailure` as it happens (e.g. to print it).
+        max_duration_s: a longer file fails with ``AudioTooLongError`` (None: no limit).
 
     Raises:
         DetectorOutputError: the detector returned something other than one P(spoof) in [0, 1] per clip.
@@ -82,7 +86,7 @@ def score_files(detector: Detector, files: Sequence[tuple[str, str | os.PathLike
 
     for ref, path in files:
         try:
-            batch.append(load_audio(path, clip_id=ref))
+            batch.append(load_audio(path, clip_id=ref, max_duration_s=max_duration_s))
         except AudioError as exc:
             failures.append(ClipFailure(ref, type(exc).__name__, exc.message))
             if on_failure is not None:
@@ -95,26 +99,29 @@ def score_files(detector: Detector, files: Sequence[tuple[str, str | os.PathLike
     return scores, failures
 
 
-def evaluate_manifest(rows: Sequence[Mapping[str, str]], out_dir: str | os.PathLike, *,
+def evaluate_manifest(entries: Sequence[ManifestEntry], out_dir: str | os.PathLike, *,
                       detector: Detector | None = None, scores: str | os.PathLike | None = None,
                       batch_size: int = 8, n_boot: int = N_BOOT, seed: int = 0,
                       title: str = "Spoofing countermeasure evaluation",
-                      on_failure: Callable[[ClipFailure], None] | None = None
+                      on_failure: Callable[[ClipFailure], None] | None = None,
+                      max_duration_s: float | None = DEFAULT_MAX_DURATION_S
                       ) -> tuple[Trials, dict[str, Any], list[ClipFailure]]:
-    """Evaluate a detector (or pre-computed scores) on manifest rows and write the report into ``out_dir``.
+    """Evaluate a detector (or pre-computed scores) on manifest entries and write the report into ``out_dir``.
 
-    ``rows`` are manifest rows with ``path`` (the clip's id), ``abspath`` (where to read it), ``label``,
-    ``system`` and ``source_repo``. Writes ``scores.tsv`` and ``keys.tsv`` (ASVspoof 5 format, keyed by
-    ``path``; the keys carry ``system`` as the attack column and ``source_repo``), then evaluates them exactly
-    as ``apallm eval --scores scores.tsv --keys keys.tsv --group-by source_repo`` does: per-system table (each
-    spoof system against all bona fide) and per-source table.
+    ``entries`` (:class:`~apallm.datasets.ManifestEntry`, e.g. from ``build_manifest("realworld-dev", root)``)
+    name each clip by ``id`` and read it from ``path``. Writes ``scores.tsv`` and ``keys.tsv`` (ASVspoof 5
+    format, keyed by ``id``; the keys carry the attack as the ``system`` column and the source as
+    ``source_repo``, ``unknown`` where null), then evaluates them exactly as ``apallm eval --scores scores.tsv
+    --keys keys.tsv --group-by source_repo`` does: per-system table (each spoof system against all bona fide)
+    and per-source table.
 
     Args:
         detector: scores each clip (decoded to 16 kHz mono); clips that fail to load are skipped.
-        scores: instead of a detector, a score table keyed by the manifest path or its stem; every manifest
-            clip needs a score.
+        scores: instead of a detector, a score table keyed by the entries' ids or their stems; every entry needs
+            a score.
 
         title: the title of ``summary.md``.
+        max_duration_s: longer clips fail to load and are skipped (see :func:`score_files`).
 
     Returns:
         ``(trials, metrics.json dict, failures)``; the files that failed to load are also listed in
@@ -131,14 +138,14 @@ def evaluate_manifest(rows: Sequence[Mapping[str, str]], out_dir: str | os.PathL
     keys_path, scores_path = out / "keys.tsv", out / "scores.tsv"
     failures: list[ClipFailure] = []
     if detector is not None:
-        p_spoof, failures = score_files(detector, [(row["path"], row["abspath"]) for row in rows],
-                                        batch_size=batch_size, on_failure=on_failure)
-        rows = [row for row in rows if row["path"] in p_spoof]
-    write_keys(keys_path, [(row["path"], row["label"], *(row[c] for c in MANIFEST_COLUMNS)) for row in rows],
-               MANIFEST_COLUMNS)
+        p_spoof, failures = score_files(detector, [(entry.id, entry.path) for entry in entries],
+                                        batch_size=batch_size, on_failure=on_failure, max_duration_s=max_duration_s)
+        entries = [entry for entry in entries if entry.id in p_spoof]
+    write_keys(keys_path, [(entry.id, entry.label, entry.attack or "unknown", entry.source or "unknown")
+                           for entry in entries], MANIFEST_COLUMNS)
     if detector is not None:
-        write_scores(scores_path, zip([row["path"] for row in rows],
-                                      bonafide_log_odds([p_spoof[row["path"]] for row in rows]), strict=True))
+        write_scores(scores_path, zip([entry.id for entry in entries],
+                                      bonafide_log_odds([p_spoof[entry.id] for entry in entries]), strict=True))
     else:
         joined = join_scores(read_scores(scores), read_keys(keys_path), str(scores))
         write_scores(scores_path, zip(joined.ids, joined.scores, strict=True))

@@ -57,17 +57,11 @@ import numpy as np
 import torch
 from transformers import Trainer
 
+from apallm.config import ConfigError
 from apallm.datasets.manifest import read_labelled
+from apallm.training.common import ensure_toy_data, is_main_process, single_process_distributed_env
 from apallm.training.rewards import DEFAULT_WEIGHTS, RewardFunction, group_advantages, resolve_reward, weighted_rewards
-from apallm.training.sft import (
-    RunConfig,
-    SFTDataset,
-    _single_process_distributed_env,
-    ensure_toy_data,
-    is_main_process,
-    save_output,
-    training_arguments,
-)
+from apallm.training.sft import RunConfig, SFTDataset, save_output, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +80,20 @@ class GenerationSettings:
     repetition_penalty: float = 1.0
 
     def __post_init__(self):
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) \
-                or self.max_new_tokens < 1:
-            raise ValueError(f"generation.max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        if self.max_new_tokens < 1:
+            raise ConfigError("max_new_tokens", f"must be a positive integer, got {self.max_new_tokens!r}")
         if not _positive(self.temperature):
-            raise ValueError(f"generation.temperature must be a number > 0, got {self.temperature!r}")
+            raise ConfigError("temperature", f"must be a number > 0, got {self.temperature!r}")
         if not _positive(self.top_p) or self.top_p > 1:
-            raise ValueError(f"generation.top_p must lie in (0, 1], got {self.top_p!r}")
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
-            raise ValueError(f"generation.top_k must be an integer >= 0 (0: off), got {self.top_k!r}")
+            raise ConfigError("top_p", f"must lie in (0, 1], got {self.top_p!r}")
+        if self.top_k < 0:
+            raise ConfigError("top_k", f"must be an integer >= 0 (0: off), got {self.top_k!r}")
         if not _positive(self.repetition_penalty):
-            raise ValueError(f"generation.repetition_penalty must be a number > 0, got {self.repetition_penalty!r}")
+            raise ConfigError("repetition_penalty", f"must be a number > 0, got {self.repetition_penalty!r}")
 
 
-def _positive(x) -> bool:
-    return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+def _positive(x: float) -> bool:
+    return math.isfinite(x) and x > 0
 
 
 @dataclass
@@ -109,50 +102,35 @@ class GRPOConfig(RunConfig):
     TrainingArguments (``per_device_train_batch_size`` counts clips; each brings ``num_generations`` answers)."""
 
     KIND = "GRPO"
-    PATH_KEYS = ("adapter", "train_manifest", "deepspeed")
 
-    adapter: str  # the SFT adapter folder GRPO starts from (apallm train sft's output_dir)
-    train_manifest: str
-    output_dir: str
+    adapter: Path  # the SFT adapter folder GRPO starts from (apallm train sft's output_dir)
+    train_manifest: Path
+    output_dir: Path
     model: str | None = None  # the base model, when not the one recorded in the adapter folder
     num_generations: int = 4
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    rewards: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))  # {name or module:function: weight}
+    # {reward name or module:function: weight}
+    rewards: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     scale_rewards: bool = True
     beta: float = 0.0
     train_projector: bool = True  # a family's spectrogram projector (Qwen2-Audio) trains with the adapter
     # and RunConfig's: deepspeed, window_policy, training, resume_from_checkpoint, seed, toy_data
 
-    @classmethod
-    def convert(cls, data: dict) -> dict:
-        generation = data.get("generation") or {}
-        if not isinstance(generation, Mapping):
-            raise ValueError("generation must be a mapping (max_new_tokens, temperature, top_p, top_k, ...)")
-        unknown = set(generation) - set(GenerationSettings.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown generation keys: {', '.join(sorted(unknown))}")
-        data["generation"] = GenerationSettings(**generation)
-        return data
-
     def __post_init__(self):
-        for key in ("adapter", "train_manifest", "output_dir"):
-            if not isinstance(getattr(self, key), str) or not getattr(self, key):
-                raise ValueError(f"a GRPO config needs {key!r} (a path)")
-        if isinstance(self.num_generations, bool) or not isinstance(self.num_generations, int) \
-                or self.num_generations < 2:
-            raise ValueError(f"num_generations must be an integer >= 2 (a group of one answer has nothing to "
-                             f"compare with), got {self.num_generations!r}")
-        if not isinstance(self.rewards, Mapping) or not self.rewards:
-            raise ValueError("rewards must map at least one reward name to its weight, e.g. {label: 1.0}")
+        if self.num_generations < 2:
+            raise ConfigError("num_generations", f"must be an integer >= 2 (a group of one answer has nothing to "
+                                                 f"compare with), got {self.num_generations!r}")
+        if not self.rewards:
+            raise ConfigError("rewards", "must map at least one reward name to its weight, e.g. {label: 1.0}")
         for name, weight in self.rewards.items():
-            resolve_reward(name)  # raises for an unknown name
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-                raise ValueError(f"the weight of reward {name!r} must be a finite number, got {weight!r}")
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta >= 0 \
-                or not math.isfinite(self.beta):
-            raise ValueError(f"beta (KL weight) must be a number >= 0, got {self.beta!r}")
-        if self.window_policy not in ("first", "center", "random"):
-            raise ValueError(f"window_policy must be first, center or random, got {self.window_policy!r}")
+            try:
+                resolve_reward(name)
+            except ValueError as exc:
+                raise ConfigError(f"rewards.{name}", str(exc)) from exc
+            if not math.isfinite(weight):
+                raise ConfigError(f"rewards.{name}", f"the weight must be a finite number, got {weight!r}")
+        if not self.beta >= 0 or not math.isfinite(self.beta):
+            raise ConfigError("beta", f"the KL weight must be a number >= 0, got {self.beta!r}")
 
 
 class GRPODataset(SFTDataset):
@@ -222,8 +200,8 @@ class GRPOTrainer(Trainer):
         rows = [s for s in samples for _ in range(k)]
         prompts = [det.render(s) for s in rows]
         inputs = self._prepare_input(dict(det.encode(rows, prompts)))
-        # a family that encodes plainly (model_inputs on the device) gives inputs the scoring pass can reuse;
-        # others (Qwen2-Audio hands its spectrogram pixels to the model aside) are encoded again there
+        # a family whose encode() gives plain model inputs (reusable_inputs) lets the scoring pass reuse them;
+        # others are encoded again there
         reusable = det.reusable_inputs
         policy = self.accelerator.unwrap_model(model)
         was_training = policy.training
@@ -421,7 +399,7 @@ def build_grpo_trainer(cfg: GRPOConfig, reward_functions: Mapping[str, RewardFun
             raise ValueError(f"{cfg.deepspeed}: GRPO runs with DeepSpeed ZeRO-2 (or none), not ZeRO-3: it samples with "
                              f"generate on each rank and swaps whole adapter tensors for the reference policy; use "
                              f"configs/deepspeed/zero2.json")
-        _single_process_distributed_env()
+        single_process_distributed_env()
     if not Path(cfg.train_manifest).exists():
         raise FileNotFoundError(f"{cfg.train_manifest}: no such training manifest")
     torch.manual_seed(cfg.seed)
@@ -444,7 +422,7 @@ def build_grpo_trainer(cfg: GRPOConfig, reward_functions: Mapping[str, RewardFun
 def train_grpo(cfg: GRPOConfig, reward_functions: Mapping[str, Callable] | None = None) -> Path:
     """Run GRPO from the config's SFT adapter and write the new adapter folder; return its path."""
     _check_adapter(cfg)
-    ensure_toy_data(cfg)
+    ensure_toy_data(cfg.toy_data, [cfg.train_manifest], targets=True)
     detector, trainer = build_grpo_trainer(cfg, reward_functions)
     trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint or None)
     out = save_output(detector, trainer, cfg, config_key="grpo_config")

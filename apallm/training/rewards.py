@@ -26,12 +26,12 @@ clip's group of answers into advantages.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from apallm._imports import resolve
 from apallm.grounding import check_grounding
 from apallm.rationale import CONSISTENT, find_claims, judge_consistency
 from apallm.verdict import LABELS, parse_answer
@@ -95,12 +95,12 @@ def resolve_reward(name: str) -> RewardFunction:
     """A built-in reward by name, or any function by its import path ``package.module:function``."""
     if name in REWARDS:
         return REWARDS[name]
-    module, sep, attr = name.partition(":")
-    if not sep or not module or not attr:
-        raise ValueError(f"unknown reward {name!r}: use one of {', '.join(REWARDS)} or 'package.module:function'")
     try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
+        fn = resolve(name)
+    except ValueError:
+        raise ValueError(f"unknown reward {name!r}: use one of {', '.join(REWARDS)} or 'package.module:function'"
+                         ) from None
+    except ImportError as exc:
         raise ValueError(f"reward {name!r} cannot be imported: {exc}") from exc
     if not callable(fn):
         raise ValueError(f"reward {name!r} is not a function")

@@ -9,88 +9,55 @@ tiny models that no hub can give back, ``base/``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import random
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import soundfile as sf
 import torch
-import yaml
 
 from apallm.allm import PromptOptions, default_target, load_allm
 from apallm.allm.registry import TINY_MODELS
 from apallm.audio import load_audio, split_windows
+from apallm.config import ConfigBase, config_to_dict
 from apallm.datasets.manifest import read_labelled
 from apallm.evidence import EvidenceConfig, SpectrogramConfig
+from apallm.training.common import ToyData, ensure_toy_data, is_main_process, single_process_distributed_env
 
 log = logging.getLogger(__name__)
 
+WindowPolicy = Literal["first", "center", "random"]
+
+
 @dataclass
 class PeftSettings:
-    method: str = "lora"  # lora | dora
+    method: Literal["lora", "dora"] = "lora"
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
     target_modules: str | list[str] | None = None  # None: the family's LM-only regex
     train_audio_tower: bool = False
+    lora_audio_tower: bool = False  # LoRA on the audio tower too (families that name tower_lora_targets)
     train_vision_tower: bool = False
-    train_projector: bool = True  # the spectrogram projector of audio-only families (Qwen2-Audio)
+    train_projector: bool = True  # the projectors of families that have them (Qwen2-Audio, composite)
     modules_to_save: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
-class RunConfig:
-    """What the transformers-Trainer recipes (SFT, GRPO) share: the fields below and YAML loading. An unknown key
-    is an error naming the recipe; a relative path under one of ``PATH_KEYS`` that does not exist from the working
-    directory is taken relative to the config file's folder when it exists there."""
+class RunConfig(ConfigBase):
+    """What the transformers-Trainer recipes (SFT, GRPO) share. Loaded through :mod:`apallm.config`: unknown
+    keys and bad values are refused with the key named, ``Path`` fields may be relative to the config file."""
 
     KIND = "run"
-    PATH_KEYS = ()
 
-    deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/deepspeed/zero2.json, zero3.json)
-    window_policy: str = "first"  # which 30 s window of a long clip trains: first | center | random
+    deepspeed: Path | None = None  # a DeepSpeed JSON (configs/deepspeed/zero2.json, zero3.json)
+    window_policy: WindowPolicy = "first"  # which 30 s window of a long clip trains
     training: dict = field(default_factory=dict)  # transformers TrainingArguments
     resume_from_checkpoint: bool | str = False
     seed: int = 0
-    toy_data: dict | None = None  # {n, seed}: generate apallm.synth's two-class set when the manifest is absent
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, overrides: dict | None = None):
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a {cls.KIND} config is a YAML mapping of keys to values")
-        data.update(overrides or {})
-        base = Path(path).resolve().parent
-        return cls.from_dict(data, base)
-
-    @classmethod
-    def from_dict(cls, data: dict, base_dir: Path | None = None):
-        data = dict(data)
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown {cls.KIND} config keys: {', '.join(sorted(unknown))}")
-        missing = [f.name for f in fields(cls) if f.name not in data
-                   and f.default is MISSING and f.default_factory is MISSING]
-        if missing:
-            raise ValueError(f"the {cls.KIND} config needs {', '.join(missing)}")
-        cfg = cls(**cls.convert(data))
-        if base_dir is not None:  # relative paths are relative to the repository root or the config file
-            for key in cls.PATH_KEYS:
-                value = getattr(cfg, key)
-                if value and not Path(value).is_absolute() and not Path(value).exists():
-                    candidate = base_dir / value
-                    if candidate.exists():
-                        setattr(cfg, key, str(candidate))
-        return cfg
-
-    @classmethod
-    def convert(cls, data: dict) -> dict:
-        """Turn nested mappings into their dataclasses (``data`` holds known keys only)."""
-        return data
+    toy_data: ToyData | None = None  # generate apallm.synth's two-class set when the manifest is absent
 
 
 @dataclass
@@ -98,24 +65,18 @@ class SFTConfig(RunConfig):
     """A run, as read from ``configs/sft/<name>.yaml``. ``training`` goes to transformers' TrainingArguments."""
 
     KIND = "SFT"
-    PATH_KEYS = ("train_manifest", "eval_manifest", "deepspeed")
 
     model: str
-    train_manifest: str
-    output_dir: str
+    train_manifest: Path
+    output_dir: Path
     family: str | None = None
-    eval_manifest: str | None = None
-    options: dict = field(default_factory=lambda: {"spectrogram": True, "cues": False, "cm_scores": False})
-    prompts: dict = field(default_factory=dict)  # overrides of prompts/allm.yaml (system, instruction, ...)
-    spectrogram: dict = field(default_factory=dict)
+    eval_manifest: Path | None = None
+    options: PromptOptions = field(default_factory=PromptOptions)  # which evidence enters the prompt
+    prompts: dict[str, str] = field(default_factory=dict)  # overrides of prompts/allm.yaml (system, ...)
+    spectrogram: SpectrogramConfig | None = None  # None: the family's default
     peft: PeftSettings = field(default_factory=PeftSettings)
-    quantization: str | None = None  # "4bit" for QLoRA (GPU)
+    quantization: Literal["4bit"] | None = None  # QLoRA (GPU)
     max_length: int | None = None
-
-    @classmethod
-    def convert(cls, data: dict) -> dict:
-        data["peft"] = PeftSettings(**(data.get("peft") or {}))
-        return data
 
 
 class SFTDataset(torch.utils.data.Dataset):
@@ -172,22 +133,6 @@ class SFTCollator:
         return dict(self.detector.training_batch(list(samples), list(answers), self.max_length))
 
 
-def _single_process_distributed_env() -> None:
-    """DeepSpeed wants a process group even for one process (CPU: gloo)."""
-    for key, value in (("MASTER_ADDR", "127.0.0.1"), ("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
-        os.environ.setdefault(key, value)
-    if "MASTER_PORT" not in os.environ:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def apply_peft(model, family: str, settings: PeftSettings, quantized: bool = False):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -206,8 +151,17 @@ def apply_peft(model, family: str, settings: PeftSettings, quantized: bool = Fal
         if not towers.get("vision"):
             raise ValueError(f"{family} has no vision tower to train")
         save.append(towers["vision"])
+    if settings.train_projector:
+        save += [name for name in cls.projector_modules if name not in save]
+    targets = settings.target_modules or cls.lora_targets
+    if settings.lora_audio_tower:
+        if "audio" not in cls.tower_lora_targets:
+            raise ValueError(f"lora_audio_tower: {family} names no LoRA targets in its audio tower")
+        if not isinstance(targets, str):
+            raise ValueError("lora_audio_tower needs target_modules unset or one regex, not a list")
+        targets = f"(?:{targets})|(?:{cls.tower_lora_targets['audio']})"
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=settings.target_modules or cls.lora_targets,
+                        target_modules=targets,
                         use_dora=settings.method == "dora", modules_to_save=save or None, bias="none")
     peft_model = get_peft_model(model, config)
     if settings.train_projector:
@@ -221,16 +175,15 @@ def build_trainer(cfg: SFTConfig):
     from transformers import Trainer
 
     if cfg.deepspeed:
-        _single_process_distributed_env()
+        single_process_distributed_env()
     torch.manual_seed(cfg.seed)
-    options = PromptOptions.from_dict(cfg.options)
     kwargs = {}
     if cfg.prompts:
         kwargs["prompts"] = cfg.prompts
     if cfg.spectrogram:
-        kwargs["evidence_config"] = EvidenceConfig(spectrogram=SpectrogramConfig(**cfg.spectrogram))
+        kwargs["evidence_config"] = EvidenceConfig(spectrogram=cfg.spectrogram)
     device = "cpu" if not torch.cuda.is_available() else "auto"
-    detector = load_allm(cfg.model, family=cfg.family, options=options, quantization=cfg.quantization,
+    detector = load_allm(cfg.model, family=cfg.family, options=cfg.options, quantization=cfg.quantization,
                          device=device, **kwargs)
     if cfg.model in TINY_MODELS and is_main_process():
         # no hub can give a built-in tiny base back: keep it beside the adapter (before PEFT/DeepSpeed wrap it)
@@ -264,7 +217,7 @@ def training_arguments(cfg, model):
                 dataloader_num_workers=0, use_cpu=not on_gpu)
     args.update(cfg.training)
     if cfg.deepspeed:
-        args["deepspeed"] = cfg.deepspeed
+        args["deepspeed"] = str(cfg.deepspeed)
     if args.get("gradient_checkpointing"):
         args.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
         model.enable_input_require_grads()
@@ -289,29 +242,12 @@ def save_output(detector, trainer, cfg, config_key: str = "sft_config") -> Path:
             detector.save_extra(out)
     if trainer.is_world_process_zero():
         detector.processor.save_pretrained(str(out / "processor"))
-        detector.save_config(out, **{config_key: _jsonable(cfg)})
+        detector.save_config(out, **{config_key: config_to_dict(cfg)})
     return out
 
 
-def _jsonable(cfg) -> dict:
-    data = asdict(cfg)
-    return json.loads(json.dumps(data, default=str))
-
-
-def ensure_toy_data(cfg) -> None:
-    """Generate the toy set a tiny config (``toy_data``, ``train_manifest``) trains on, where its manifest does
-    not exist yet."""
-    if cfg.toy_data is None or Path(cfg.train_manifest).exists():
-        return
-    from apallm.synth import make_toy_set
-
-    made = make_toy_set(Path(cfg.train_manifest).parent, **cfg.toy_data)
-    if made.resolve() != Path(cfg.train_manifest).resolve():
-        made.rename(cfg.train_manifest)
-
-
 def train_sft(cfg: SFTConfig) -> Path:
-    ensure_toy_data(cfg)
+    ensure_toy_data(cfg.toy_data, [cfg.train_manifest], targets=True)
     detector, trainer = build_trainer(cfg)
     trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint or None)
     return save_output(detector, trainer, cfg)

@@ -23,6 +23,7 @@ from apallm.datasets.adapters import (
     in_the_wild,
     mlaad,
     partialspoof,
+    project_corpora,
     wavefake,
 )
 from apallm.datasets.errors import DatasetError, LayoutError
@@ -60,6 +61,10 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in (
             partialspoof.OPTIONS),
     Adapter("generic", generic.read, "a folder labelled by folder names, or a CSV/TSV with path,label",
             generic.SPLITS, generic.OPTIONS),
+    Adapter(project_corpora.REALWORLD_DEV, project_corpora.read_realworld_dev,
+            "the project's realworld-dev manifest.tsv (source = source_repo)"),
+    Adapter(project_corpora.TRAIN_CORPUS, project_corpora.read_train_corpus,
+            "the project's train-corpus manifest.tsv (source = source_repo)"),
 )}
 
 

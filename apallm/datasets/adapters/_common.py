@@ -60,7 +60,7 @@ def read_asvspoof_cm_protocol(path: Path) -> Iterator[tuple[int, str, str, str |
         yield line, speaker, utterance, (BONAFIDE if label == BONAFIDE else system), label
 
 
-def make_entry(source: Path, line: int | None, **fields) -> ManifestEntry:
+def make_entry(source: Path, line: int | None, /, **fields) -> ManifestEntry:
     """A :class:`ManifestEntry`, with a schema violation reported as a :class:`ProtocolError` at ``source:line``."""
     try:
         return ManifestEntry(**fields)

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from apallm.commands._common import EXIT_FAILED, EXIT_OK, fail
+
 
 def register(sub) -> None:
     models = sub.add_parser("models", help="pretrained front ends: list them, prepare their offline cache",
@@ -36,9 +38,7 @@ def _cmd_prepare(args) -> int:
     names = args.names or list(BUNDLED)
     unknown = [n for n in names if n not in BUNDLED]
     if unknown:
-        print(f"apallm models prepare: unknown model {', '.join(unknown)}; known: {', '.join(BUNDLED)}",
-              file=sys.stderr)
-        return 2
+        return fail("models prepare", f"unknown model {', '.join(unknown)}; known: {', '.join(BUNDLED)}")
     failed = 0
     for name in names:
         try:
@@ -46,7 +46,7 @@ def _cmd_prepare(args) -> int:
         except MissingExtraError as exc:
             print(f"{name}: {exc}", file=sys.stderr)
             failed += 1
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _cmd_list(args) -> int:
@@ -58,4 +58,4 @@ def _cmd_list(args) -> int:
         else:
             state = "prepared" if row["prepared"] else "installed" if row["installed"] else "not installed"
             print(f"{row['name']:16s} {state:14s} {row['license']:11s} {row['path']}  ({row['package']})")
-    return 0
+    return EXIT_OK

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from apallm.commands._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, parse_pairs
 from apallm.datasets.adapters import ADAPTERS, build_manifest
 from apallm.datasets.errors import DatasetError
 from apallm.datasets.manifest import read_manifest, write_manifest
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     data = subparsers.add_parser(
         "data", help="build, summarise and check corpus manifests",
         description="Turn a corpus's protocol files into a manifest (JSONL, CSV or TSV), summarise it, check it.")
-    data.set_defaults(func=lambda args: data.print_help() or 2)
+    data.set_defaults(func=lambda args: data.print_help() or EXIT_USAGE)
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
 
     build = sub.add_parser(
@@ -72,13 +72,10 @@ def register(subparsers) -> None:
 
 
 def _fail(command: str, exc: Exception) -> int:
-    print(f"apallm data {command}: {exc}", file=sys.stderr)
-    return 1
+    return fail(f"data {command}", exc, EXIT_FAILED)
 
 
 def _cmd_build(args) -> int:
-    from apallm.detectors import parse_pairs
-
     try:
         options = parse_pairs(args.option, "--option")
     except ValueError as exc:
@@ -93,7 +90,7 @@ def _cmd_build(args) -> int:
     probed = sum(e.duration is not None for e in entries)
     print(f"wrote {count} entries to {args.output} (bonafide {bonafide}, spoof {count - bonafide}; "
           f"duration known for {probed})")
-    return 0
+    return EXIT_OK
 
 
 def _cmd_stats(args) -> int:
@@ -103,7 +100,7 @@ def _cmd_stats(args) -> int:
         return _fail("stats", exc)
     if args.json:
         print(json.dumps(stats, indent=2))
-        return 0
+        return EXIT_OK
     print(f"entries {stats['entries']}")
     for group in ("label", "attack", "split", "dataset"):
         for key, count in stats[group].items():
@@ -114,7 +111,7 @@ def _cmd_stats(args) -> int:
     print("duration " + " ".join(f"{k}={v}" for k, v in stats["duration"].items()))
     for label, values in stats["duration_by_label"].items():
         print(f"duration_{label} " + " ".join(f"{k}={v}" for k, v in values.items()))
-    return 0
+    return EXIT_OK
 
 
 def _cmd_validate(args) -> int:
@@ -133,4 +130,4 @@ def _cmd_validate(args) -> int:
         status = "ok" if report.ok else "FAILED"
         print(f"{status} {report.manifest}: {report.entries} entries, {len(report.problems)} problems"
               + (f" ({counts})" if counts else ""))
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_FAILED

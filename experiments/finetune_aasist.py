@@ -1,18 +1,21 @@
 """Full fine-tuning of the published AASIST (every layer) for the default detector, judged leave-one-source-out.
 
-The frozen-encoder designs of ``train/default_detector.py`` run on a CPU; this one trains the sinc front end and
-the encoder too, which wants a GPU. It runs in two steps so the GPU machine needs nothing but torch, numpy,
-scipy and safetensors:
+An experiment with a negative result (see experiments/README.md): nothing of it ships. The frozen-encoder designs
+of ``train/default_detector.py`` run on a CPU; this one trains the sinc front end and the encoder too, which
+wants a GPU. It runs in two steps so the GPU machine needs nothing but torch, numpy, scipy and safetensors:
 
-    # on the machine with realworld-dev and the local spoofs (a CPU does): the clips, 16 kHz int16, one file
-    python train/finetune_aasist.py pack --work runs/default-detector --out runs/ft/pack.npz
+    # on the machine with realworld-dev and the local spoofs (a CPU does): the recipe's clip list, then the
+    # clips, 16 kHz int16, in one file
+    python train/default_detector.py --stage items --work runs/default-detector
+    python experiments/finetune_aasist.py pack --work runs/default-detector --out runs/ft/pack.npz
     # on the GPU: every variant, leave-one-source-out, then once on all data; scores and weights to --out
-    python train/finetune_aasist.py loso --pack runs/ft/pack.npz --backbone runs/default-detector/backbones/aasist \\
-        --out runs/ft/result
+    python experiments/finetune_aasist.py loso --pack runs/ft/pack.npz \\
+        --backbone runs/default-detector/backbones/aasist --out runs/ft/result
 
-``pack`` stores every realworld-dev clip, local TTS spoof and Griffin-Lim copy that ``default_detector.py`` uses
-(FLAC, 16 kHz), each cut to the at most two AASIST crops the default detector scores (first and last ~4 s), with
-the recipe's seeds for one codec round trip of each (both classes), which ``loso`` remakes. ``loso`` fine-tunes
+``pack`` stores every realworld-dev clip, local TTS spoof and Griffin-Lim copy of a realworld-dev clip that
+``default_detector.py`` lists in ``work/items.jsonl`` (FLAC, 16 kHz), each cut to the at most two AASIST crops
+the default detector scores (first and last ~4 s), with the recipe's seeds for one codec round trip of each
+(both classes), which ``loso`` remakes. ``loso`` fine-tunes
 from the published weights once per held-out source (copies derived from that source held out with it; local
 spoofs always in), scores the source's original clips as the default detector does (spoof log-odds averaged
 over the crops) and writes them to ``loso.json`` with the pooled EER; then it trains the best variant on all
@@ -39,6 +42,7 @@ import soundfile as sf
 import torch
 
 CROP = 64600  # AASIST's crop (~4.04 s at 16 kHz)
+REALWORLD, LOCAL = "realworld-dev", "local-tts"  # the corpus names train/default_detector.py gives its clips
 
 
 @dataclass(frozen=True)
@@ -71,21 +75,22 @@ def stored_span(wave: np.ndarray) -> np.ndarray:
 
 
 def pack(args) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    import default_detector as dd
-
     from apallm.audio import load_audio
 
-    real = dd.realworld_items(args.data)
-    bonafide = [i for i in real if i.label == "bonafide"]
-    items = real + dd.tts_items(args.work, args.seed) + dd.vocoder_items(args.work, bonafide)
+    listed = args.work / "items.jsonl"
+    if not listed.is_file():
+        sys.exit(f"{listed} not found: run python train/default_detector.py --stage items --work {args.work} first")
+    items = [json.loads(line) for line in listed.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # realworld-dev's clips, the local TTS spoofs and the Griffin-Lim copies of realworld-dev clips, in the
+    # recipe's order
+    items = [i for i in items if i["corpus"] in (REALWORLD, LOCAL)]
     rng = np.random.default_rng(args.seed)
     entries = []
     for item in items:
         draws = [int(rng.integers(2**31)) for _ in range(args.codec_copies)]  # the recipe's draws, in its order
-        entries.append(({"id": item.id, "label": item.label, "group": item.group, "original": item.original,
-                         "local": item.group == dd.LOCAL, "system": item.system, "codec_seeds": draws},
-                        load_audio(item.path, clip_id=item.id).waveform))
+        entries.append(({"id": item["id"], "label": item["label"], "group": item["group"],
+                         "original": item["original"], "local": item["group"] == LOCAL, "system": item["system"],
+                         "codec_seeds": draws}, load_audio(item["path"], clip_id=item["id"]).waveform))
     write_pack(entries, args.out)
     print(f"{len(entries)} clips -> {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
 
@@ -263,9 +268,9 @@ def pooled_eer(log_odds: np.ndarray, labels: np.ndarray) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="step", required=True)
-    p = sub.add_parser("pack", help="the clips, 16 kHz int16, in one .npz (needs realworld-dev and the local spoofs)")
-    p.add_argument("--data", type=Path, default=Path("../shared/data/realworld-dev"))
-    p.add_argument("--work", type=Path, default=Path("runs/default-detector"))
+    p = sub.add_parser("pack", help="the clips, 16 kHz int16, in one .npz (needs the default detector recipe's "
+                                    "items.jsonl, realworld-dev and the local spoofs)")
+    p.add_argument("--work", type=Path, default=Path("runs/default-detector"), help="the recipe's --work folder")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--codec-copies", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)

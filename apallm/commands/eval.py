@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from apallm.commands._common import EXIT_OK, fail
 
 DESCRIPTION = """\
 Evaluate a spoofing countermeasure. Inputs follow the ASVspoof 5 evaluation package: a score table
@@ -47,28 +48,25 @@ def register(subparsers) -> None:
                    help="bootstrap replicates for the EER confidence interval (1000; 0 = no interval)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (0)")
     p.add_argument("--json", action="store_true", help="print metrics.json to stdout instead of a summary")
-    p.set_defaults(func=run)
+    p.set_defaults(func=_cmd_eval)
 
 
-def run(args: argparse.Namespace) -> int:
+def _cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate, write the report, print the headline (or the JSON); 2 on bad input."""
     from apallm.evaluation.core import evaluate_files
     from apallm.evaluation.errors import EvaluationInputError
     from apallm.evaluation.report import format_headline, write_report
 
     if args.n_boot < 0:
-        print("apallm eval: --n-boot must be 0 or more", file=sys.stderr)
-        return 2
+        return fail("eval", "--n-boot must be 0 or more")
     if args.evidence_dir is not None and args.predictions is None:
-        print("apallm eval: --evidence-dir goes with --predictions", file=sys.stderr)
-        return 2
+        return fail("eval", "--evidence-dir goes with --predictions")
     try:
         trials, result = evaluate_files(keys=args.keys, scores=args.scores, predictions=args.predictions,
                                         attacks=args.attacks, manifest=args.manifest, group_by=args.group_by,
                                         n_boot=args.n_boot, seed=args.seed, evidence_dir=args.evidence_dir)
     except EvaluationInputError as exc:
-        print(f"apallm eval: {type(exc).__name__}: {exc.message}", file=sys.stderr)
-        return 2
+        return fail("eval", f"{type(exc).__name__}: {exc.message}")
     paths = write_report(result, trials, args.out)
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -88,4 +86,4 @@ def run(args: argparse.Namespace) -> int:
                       f"precision {ground['grounded_precision']:.4f}, contradiction rate "
                       f"{ground['contradiction_rate']:.4f}")
         print(f"wrote {', '.join(str(p) for p in paths.values())}")
-    return 0
+    return EXIT_OK
