@@ -141,3 +141,42 @@ def build_tiny_qwen2_audio(seed: int = 0):
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     return model.eval(), processor
+
+
+# ChatML with plain-string contents, the format of SmolLM2-Instruct and Qwen2.5-Instruct
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_composite(seed: int = 0):
+    """(model, tokenizer): a composite of a tiny random Whisper encoder (80 mel bands, 2 layers of width 32)
+    and a tiny random Llama (2 layers of width 32) with a byte-level ChatML tokenizer, about 200k parameters
+    with the projectors; the encoder and the LM initialised from ``seed``."""
+    from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from apallm.frontends.whisper import WhisperFrontEnd
+
+    from .composite import CompositeConfig, CompositeModel
+
+    tokenizer = byte_level_tokenizer({})
+    tokenizer.chat_template = CHATML_TEMPLATE
+    # init_std 0.2, not transformers' 0.02: the random convolutions' output must not drown under the sinusoidal
+    # position embeddings, so that the encoder's states vary with the audio as a trained encoder's do
+    whisper = WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64,
+                            decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=64, num_mel_bins=80,
+                            max_source_positions=1500, init_std=0.2)
+    lm = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                     tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,
+                     eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = WhisperFrontEnd(WhisperEncoder(whisper), name="tiny-whisper")
+        language_model = LlamaForCausalLM(lm)
+    language_model.generation_config.pad_token_id = tokenizer.pad_token_id
+    language_model.generation_config.eos_token_id = tokenizer.eos_token_id
+    config = CompositeConfig(audio_encoder="audio_encoder", lm="lm", downsample=4, image_grid=(4, 4))
+    return CompositeModel(config, encoder, language_model).eval(), tokenizer

