@@ -6,17 +6,22 @@
 >>> att.top(3)                                                        # doctest: +SKIP
 
 Each variant of the clip has one region replaced by the clip's own noise floor in the STFT domain: every
-time-frequency bin of the region (a 0.5 s span across all frequencies, or one octave band across the whole
-clip) gets the floor's magnitude (the 10th percentile over frames of that frequency's magnitude) and a random
-phase, and the rest of the clip is resynthesised unchanged (Hann window, 75 % overlap: the unmasked part comes
-back to within rounding). A region's ``delta`` is P(spoof) of the clip minus P(spoof) with the region masked:
-positive where the region raised P(spoof). All variants go to :meth:`Detector.score` in one batch; a second,
-small batch masks the cells where the strongest spans and bands cross (``top_k`` x ``top_k``).
+time-frequency bin of the region (a 0.5 s span across all frequencies, or a band across the whole clip) gets the
+floor's magnitude (the 10th percentile over frames of that frequency's magnitude) and a random phase, and the
+rest of the clip is resynthesised unchanged (Hann window, 75 % overlap: the unmasked part comes back to within
+rounding). A region's ``delta`` is P(spoof) of the clip minus P(spoof) with the region masked: positive where
+the region raised P(spoof). Cells cross the strongest spans and bands (``top_k`` x ``top_k``).
 
 Replacing a region by the clip's own noise floor keeps the clip's channel (its hiss and hum are still there)
-and leaves no silence a detector could key on; band-stop filtering or zeroing instead adds a feature of its own
-(a spectral hole). Comparing both maskings on real detectors, and holding the cost to 4 scoring passes, is
-still to do: here the cost is (spans + bands + cells) passes, reported as ``cost_passes``.
+and leaves no hole a detector could key on; ``fill="zero"`` (band-stop filtering or a gap) is kept for
+comparison: ``eval/faithfulness.py --fill zero`` measures both.
+
+Cost. The default bands are three (:data:`BANDS`: 0-1, 1-4 and 4-8 kHz; :data:`OCTAVES` on request). A
+detector whose head pools frame features over time (the shipped one, :attr:`DefaultDetector.pools_frames`)
+occludes a span by leaving its frames out of the pooling, and a cell by pooling the band-masked copy's frames
+inside the span: one encoder pass over the clip and its band copies together, ``1 + len(bands)`` = 4 passes
+whatever the clip's length, and that pass gives the verdict's score too. Any other detector scores a masked
+copy per span, band and cell (``cost_passes`` reports it).
 """
 
 from __future__ import annotations
@@ -29,11 +34,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["OCTAVES", "Attribution", "Region", "attribute", "cues_in", "find_region_claims", "mask_region",
-           "where_rationale"]
+__all__ = ["BANDS", "OCTAVES", "Attribution", "Region", "attribute", "cues_in", "draw_attribution",
+           "find_region_claims", "mask_region", "mask_regions", "where_rationale"]
 
 #: octave bands 125 Hz-8 kHz, as the measured cues use them
 OCTAVES = ((125.0, 250.0), (250.0, 500.0), (500.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
+#: the default bands: voicing and the first formant, the formants above it, and the high band where vocoders
+#: and upsampling layers leave most of their traces; three bands keep the cost at four passes
+BANDS = ((0.0, 1000.0), (1000.0, 4000.0), (4000.0, 8000.0))
+_MASK_NAMES = {"floor": "noise_floor", "zero": "zero"}
 N_FFT = 512
 HOP = 128
 FLOOR_PERCENTILE = 10.0
@@ -85,6 +94,9 @@ class Attribution:
     mask: str = "noise_floor"
     n_variants: int = 0
     cost_passes: float = 0.0
+    #: cues measured inside regions a rationale cites (:func:`where_rationale`): ``{"region": Region dict,
+    #: "cues": [cue dicts]}``; the grounding checker reads a "there ..." claim against them
+    measured: list[dict] = field(default_factory=list)
 
     def top(self, k: int = 3, kinds: Sequence[str] = ("cell", "span", "band")) -> list[Region]:
         """The ``k`` regions that raise P(spoof) most (positive delta), largest first."""
@@ -106,14 +118,28 @@ class Attribution:
     def to_dict(self) -> dict:
         return {"score": round(self.score, 4), "mask": self.mask, "n_variants": self.n_variants,
                 "cost_passes": round(self.cost_passes, 2), "spans": [r.to_dict() for r in self.spans],
-                "bands": [r.to_dict() for r in self.bands], "cells": [r.to_dict() for r in self.cells]}
+                "bands": [r.to_dict() for r in self.bands], "cells": [r.to_dict() for r in self.cells],
+                **({"measured": self.measured} if self.measured else {})}
+
+    def measured_in(self, lo_hz: float | None, hi_hz: float | None, start_s: float | None,
+                    end_s: float | None) -> list[dict] | None:
+        """The cues :func:`where_rationale` measured in the region a claim names (None when it measured none)."""
+        for entry in self.measured:
+            r = Region.from_dict(entry["region"])
+            band = lo_hz is None or (abs(r.lo_hz - lo_hz) <= 1 and abs(r.hi_hz - hi_hz) <= 1)
+            span = start_s is None or (abs(r.start_s - start_s) <= 0.006 and abs(r.end_s - end_s) <= 0.006)
+            same_kind = (lo_hz is None) == (r.kind == "span") and (start_s is None) == (r.kind == "band")
+            if band and span and same_kind:
+                return entry["cues"]
+        return None
 
     @classmethod
     def from_dict(cls, data: dict) -> Attribution:
         return cls(score=float(data["score"]), spans=[Region.from_dict(r) for r in data.get("spans", [])],
                    bands=[Region.from_dict(r) for r in data.get("bands", [])],
                    cells=[Region.from_dict(r) for r in data.get("cells", [])], mask=data.get("mask", "noise_floor"),
-                   n_variants=int(data.get("n_variants", 0)), cost_passes=float(data.get("cost_passes", 0.0)))
+                   n_variants=int(data.get("n_variants", 0)), cost_passes=float(data.get("cost_passes", 0.0)),
+                   measured=list(data.get("measured", [])))
 
 
 def _stft(wave: np.ndarray) -> np.ndarray:
@@ -129,28 +155,47 @@ def _istft(spec: np.ndarray, length: int) -> np.ndarray:
 
 
 def mask_region(wave: np.ndarray, sr: int, start_s: float, end_s: float, lo_hz: float, hi_hz: float,
-                seed: int = 0, spec: np.ndarray | None = None) -> np.ndarray:
-    """``wave`` with the time-frequency region replaced by the clip's own noise floor (random phase)."""
+                seed: int = 0, spec: np.ndarray | None = None, fill: str = "floor") -> np.ndarray:
+    """``wave`` with the time-frequency region replaced by the clip's own noise floor with random phase
+    (``fill="floor"``), or removed (``fill="zero"``: a band-stop or a gap, which leaves a spectral hole). A band
+    that reaches the Nyquist frequency includes it."""
+    return mask_regions(wave, sr, [(start_s, end_s, lo_hz, hi_hz)], seed=seed, spec=spec, fill=fill)
+
+
+def mask_regions(wave: np.ndarray, sr: int, regions: Sequence[tuple[float, float, float, float]], *,
+                 keep: bool = False, seed: int = 0, spec: np.ndarray | None = None, fill: str = "floor") -> np.ndarray:
+    """``wave`` with every ``(start_s, end_s, lo_hz, hi_hz)`` region masked as :func:`mask_region` does, or, with
+    ``keep``, everything but those regions (what the sufficiency metric scores)."""
+    if fill not in _MASK_NAMES:
+        raise ValueError(f"fill must be one of {sorted(_MASK_NAMES)}, got {fill!r}")
     spec = _stft(wave) if spec is None else spec
-    mag = np.abs(spec)
-    floor = np.percentile(mag, FLOOR_PERCENTILE, axis=1)
     freqs = np.arange(spec.shape[0]) * sr / N_FFT
     times = np.arange(spec.shape[1]) * HOP / sr
-    rows = (freqs >= lo_hz) & (freqs < hi_hz)
-    cols = (times >= start_s) & (times < end_s)
-    if not rows.any() or not cols.any():
+    selected = np.zeros(spec.shape, dtype=bool)
+    for start_s, end_s, lo_hz, hi_hz in regions:
+        rows = (freqs >= lo_hz) & ((freqs < hi_hz) | (hi_hz >= sr / 2))
+        cols = (times >= start_s) & (times < end_s)
+        selected |= rows[:, None] & cols[None, :]
+    if keep:
+        selected = ~selected
+    if not selected.any():
         return wave.astype(np.float32, copy=True)
     out = spec.copy()
-    phase = np.random.default_rng(seed).uniform(-np.pi, np.pi, (int(rows.sum()), int(cols.sum())))
-    out[np.ix_(rows, cols)] = floor[rows, None] * np.exp(1j * phase)
+    if fill == "zero":
+        out[selected] = 0.0
+    else:
+        floor = np.broadcast_to(np.percentile(np.abs(spec), FLOOR_PERCENTILE, axis=1)[:, None], spec.shape)
+        phase = np.random.default_rng(seed).uniform(-np.pi, np.pi, int(selected.sum()))
+        out[selected] = floor[selected] * np.exp(1j * phase)
     return _istft(out, len(wave))
 
 
-def attribute(detector, clip, span_s: float = 0.5, bands: Sequence[tuple[float, float]] = OCTAVES,
-              top_k: int = 2, seed: int = 0, score: float | None = None) -> Attribution:
+def attribute(detector, clip, span_s: float = 0.5, bands: Sequence[tuple[float, float]] = BANDS,
+              top_k: int = 2, seed: int = 0, score: float | None = None, fill: str = "floor") -> Attribution:
     """Occlusion attribution of ``detector``'s P(spoof) on ``clip`` (anything :func:`apallm.audio.as_clips`
     takes) over ``span_s`` time spans and ``bands`` (see the module notes). ``score``: the clip's P(spoof)
-    when already known (saves one pass)."""
+    when already known (saves one pass on the generic path). ``fill``: ``floor`` (the clip's noise floor) or
+    ``zero`` (a spectral hole; for comparison, see :func:`mask_region`)."""
     from apallm.audio import as_clips
 
     (clip,) = as_clips([clip])
@@ -163,8 +208,14 @@ def attribute(detector, clip, span_s: float = 0.5, bands: Sequence[tuple[float, 
     spans = [(i * span_s, min(duration, (i + 1) * span_s)) for i in range(n_spans)]
     spec = _stft(wave)
 
+    def masked(start, end, lo, hi, k):
+        return mask_region(wave, sr, start, end, lo, hi, seed + k, spec, fill=fill)
+
+    if getattr(detector, "pools_frames", False) and n_spans > 1:
+        return _attribute_pooled(detector, wave, duration, spans, bands, top_k, masked, fill)
+
     def variant(start, end, lo, hi, k):
-        return dataclasses.replace(clip, waveform=mask_region(wave, sr, start, end, lo, hi, seed + k, spec))
+        return dataclasses.replace(clip, waveform=masked(start, end, lo, hi, k))
 
     first = [variant(s, e, 0.0, nyquist + 1, i) for i, (s, e) in enumerate(spans)]
     first += [variant(0.0, duration + 1, lo, hi, len(spans) + j) for j, (lo, hi) in enumerate(bands)]
@@ -187,8 +238,51 @@ def attribute(detector, clip, span_s: float = 0.5, bands: Sequence[tuple[float, 
                  for (s, b), p in zip(pairs, cell_scores, strict=True)]
     n_variants = len(first) + len(cells)
     return Attribution(score=float(score), spans=span_regions, bands=band_regions,
-                       cells=sorted(cells, key=lambda r: -r.delta), n_variants=n_variants,
+                       cells=sorted(cells, key=lambda r: -r.delta), mask=_MASK_NAMES[fill], n_variants=n_variants,
                        cost_passes=float(n_variants + scored_clip))
+
+
+def _attribute_pooled(detector, wave, duration, spans, bands, top_k, masked, fill) -> Attribution:
+    """The path for detectors whose head pools frame features over time (:attr:`DefaultDetector.pools_frames`):
+    one encoder pass over the clip and its band-masked copies together. A span is occluded by leaving its frames
+    out of the pooling; a cell by pooling the band-masked copy's frames inside the span with the clip's
+    elsewhere. So the cost is ``1 + len(bands)`` passes whatever the clip's length."""
+    import torch
+
+    nyquist = max(hi for _, hi in bands) if bands else 8000.0
+    copies = [masked(0.0, duration + 1, lo, hi, j) for j, (lo, hi) in enumerate(bands)]
+    # the clip alone, as scoring runs it (so the score is the verdict's to the last bit), its copies in a batch
+    states = detector.frame_states(wave[None]) + (detector.frame_states(np.stack(copies)) if copies else [])
+    base = states[0]
+    n_frames = base[0].shape[0]
+    centres = (torch.arange(n_frames, dtype=torch.float64) + 0.5) / detector.frame_rate
+    inside = [(centres >= s) & (centres < e) for s, e in spans]
+    keep = torch.stack([(~m).to(torch.float64) for m in inside])
+    usable = [bool(k.sum() > 0) for k in keep]
+    keep[~torch.tensor(usable)] = 1.0  # a span that holds every frame cannot be left out: its delta is 0
+    scores = detector.score_states([base, base, *states[1:]], [None, keep, *[None] * len(bands)])
+    score = float(scores[0])
+    span_regions = [Region("span", s, e, 0.0, nyquist, float(score - p) if ok else 0.0)
+                    for (s, e), p, ok in zip(spans, scores[1:1 + len(spans)], usable, strict=True)]
+    band_regions = [Region("band", 0.0, duration, lo, hi, float(score - p))
+                    for (lo, hi), p in zip(bands, scores[1 + len(spans):], strict=True)]
+    top_spans = sorted(span_regions, key=lambda r: -r.delta)[:top_k]
+    top_bands = sorted(band_regions, key=lambda r: -r.delta)[:top_k]
+    cells = []
+    if top_spans and top_bands:
+        pairs = [(s, b) for s in top_spans for b in top_bands]
+        mixed = []
+        for s, b in pairs:
+            where = inside[spans.index((s.start_s, s.end_s))][:, None]
+            copy = states[1 + band_regions.index(b)]
+            mixed.append([torch.where(where, c, h) for c, h in zip(copy, base, strict=True)])
+        cell_scores = detector.score_states(mixed)
+        cells = [Region("cell", s.start_s, s.end_s, b.lo_hz, b.hi_hz, float(score - p))
+                 for (s, b), p in zip(pairs, cell_scores, strict=True)]
+    return Attribution(score=score, spans=span_regions, bands=band_regions,
+                       cells=sorted(cells, key=lambda r: -r.delta),
+                       mask=f"{_MASK_NAMES[fill]}; spans left out of pooling",
+                       n_variants=len(copies), cost_passes=float(1 + len(copies)))
 
 
 _WHERE = re.compile(
@@ -240,8 +334,8 @@ def cues_in(clip, region: Region, min_s: float = MIN_CUE_S):
 def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) -> str:
     """Where the detector's spoof evidence lies and what is measured there: for each of the ``k`` top regions
     its :meth:`Region.phrase` (a cell first when it keeps :data:`SPECIFIC_SHARE` of the best delta), then the
-    citable cues (:func:`apallm.evidence.citable`) measured out of
-    range inside it, or a sentence that none is. Without a region that raises P(spoof), says so."""
+    citable cues (:func:`apallm.evidence.citable`) measured out of range inside it, or a sentence that none is.
+    Without a region that raises P(spoof), says so. What it measured is kept in ``attribution.measured``."""
     from apallm.evidence import citable
 
     top = attribution.top(k + 2)
@@ -252,9 +346,62 @@ def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) 
         return "no masked span or band lowers the detector's P(spoof)"
     parts = []
     for region in top:
-        found = [c for c in cues_in(clip, region) if c.status in ("low", "high") and citable(c.name)][:limit]
+        measured = cues_in(clip, region)
+        attribution.measured.append({"region": region.to_dict(), "cues": [c.to_dict() for c in measured]})
+        found = [c for c in measured if c.status in ("low", "high") and citable(c.name)][:limit]
         there = "; ".join(c.phrase for c in found) if found else (
             "no measured cue that separates real from synthetic speech lies outside the range of natural speech "
             "there")
         parts.append(f"{region.phrase()}; there {there}")
     return "; ".join(parts)
+
+
+#: how the drawing colours a delta: full red at this rise of P(spoof)
+DRAW_FULL_DELTA = 0.2
+
+
+def draw_attribution(spectrogram, attribution, k: int = 2, strip_px: int = 16) -> bytes:
+    """The structured spectrogram (a :class:`~apallm.evidence.Spectrogram`) with its attribution drawn, for
+    people (the ALLM sees the plain image): a strip under the plot whose red shows how much each time span
+    raised P(spoof) (white where masking it did not lower the score), red marks on the right edge at the bands
+    that raised it, and outlines around the ``k`` cells that raised it most. PNG bytes."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    att = Attribution.from_dict(attribution) if isinstance(attribution, dict) else attribution
+    base = spectrogram.image.convert("RGB")
+    width, height = base.size
+    left, top, right, bottom = spectrogram.plot_box
+    canvas = Image.new("RGB", (width, height + strip_px + 4), (255, 255, 255))
+    canvas.paste(base, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+
+    def red(delta: float) -> tuple[int, int, int]:
+        a = max(0.0, min(1.0, delta / DRAW_FULL_DELTA))
+        return (255, int(round(255 * (1 - a))), int(round(255 * (1 - a))))
+
+    y0, y1 = height + 2, height + 2 + strip_px
+    shown = float(spectrogram.meta.get("duration_s") or math.inf)
+    for r in att.spans:
+        if r.start_s >= shown:
+            continue
+        draw.rectangle([spectrogram.x_of(r.start_s), y0, spectrogram.x_of(r.end_s), y1], fill=red(r.delta))
+    draw.rectangle([left - 1, y0 - 1, right, y1], outline=(0, 0, 0))
+
+    for r in att.bands:
+        if r.delta <= 0:
+            continue
+        ya, yb = spectrogram.y_of(r.hi_hz), spectrogram.y_of(r.lo_hz)
+        if ya is None or yb is None:
+            continue
+        draw.rectangle([right - 5, ya, right, yb], fill=red(r.delta), outline=(200, 0, 0))
+    for r in [c for c in att.cells if c.delta > 0][:k]:
+        ya, yb = spectrogram.y_of(r.hi_hz), spectrogram.y_of(r.lo_hz)
+        if ya is None or yb is None:
+            continue
+        draw.rectangle([spectrogram.x_of(r.start_s), ya, spectrogram.x_of(r.end_s), yb], outline=(255, 0, 0),
+                       width=2)
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()

@@ -177,12 +177,34 @@ def check_grounding(rationale: str | Iterable[CueClaim], evidence, attribution=N
     :func:`check_region_claims`."""
     claims = find_claims(rationale) if isinstance(rationale, str) else list(rationale)
     measured = measurements(evidence)
-    checks = tuple(check_claim(c, measured) for c in claims)
+    local = _measured_there(rationale, attribution) if attribution is not None and isinstance(rationale, str) else []
+    checks = tuple(check_claim(c, next((m for (a, b), m in local if a <= c.span[0] < b), measured))
+                   for c in claims)
     if attribution is not None and isinstance(rationale, str):
         checks += tuple(check_region_claims(rationale, attribution))
     out = tuple(name for name, m in measured.items() if m.get("status") in OUT_OF_RANGE)
     cited = {c.cue for c in claims}
     return GroundingReport(checks, out, tuple(name for name in out if name in cited))
+
+
+def _measured_there(text: str, attribution) -> list[tuple[tuple[int, int], dict]]:
+    """For each "where" claim of ``text`` whose region :func:`apallm.attribution.where_rationale` measured, the
+    character range of its "there ..." clause (up to the next where claim or sentence end) and those
+    measurements: a cue cited there is checked against the region's values, not the whole clip's."""
+    from apallm.attribution import Attribution, find_region_claims
+
+    att = Attribution.from_dict(attribution) if isinstance(attribution, Mapping) else attribution
+    claims = find_region_claims(text)
+    out = []
+    for i, c in enumerate(claims):
+        cues = att.measured_in(c["lo_hz"], c["hi_hz"], c["start_s"], c["end_s"])
+        if cues is None:
+            continue
+        start = c["span"][1]
+        end = claims[i + 1]["span"][0] if i + 1 < len(claims) else len(text)
+        stop = text.find(". ", start, end)
+        out.append(((start, end if stop < 0 else stop + 1), measurements(cues)))
+    return out
 
 
 def check_region_claims(text: str, attribution, k: int = 3) -> list[ClaimCheck]:

@@ -72,6 +72,20 @@ class Spectrogram:
     def image(self) -> Image.Image:
         return Image.open(io.BytesIO(self.png))
 
+    def y_of(self, freq: float) -> float | None:
+        """Pixel row of a frequency on the drawn axis (clamped to the plot; None when below it)."""
+        left, top, right, bottom = self.plot_box
+        if freq <= 0 and self.config.kind == "cqt":
+            return float(bottom)
+        return _y_of(max(float(freq), float(self.frequencies_hz[0])), self.frequencies_hz, self.config.kind, top,
+                     bottom) if freq <= self.frequencies_hz[-1] * 1.03 else float(top)
+
+    def x_of(self, t: float) -> float:
+        """Pixel column of a time in seconds (clamped to the plot)."""
+        left, top, right, bottom = self.plot_box
+        duration = float(self.meta.get("duration_s") or 1.0)
+        return left + max(0.0, min(1.0, t / duration)) * (right - left)
+
     def to_dict(self) -> dict:
         """JSON-ready description (no matrix)."""
         cfg = asdict(self.config)

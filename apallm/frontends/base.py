@@ -72,6 +72,25 @@ class FrontEnd(nn.Module, ABC):
         with torch.inference_mode():
             for w in waveforms:
                 states = self.hidden_states(torch.as_tensor(np.asarray(w, dtype=np.float32))[None])
-                states = [states[i] for i in keep]
-                rows.append(torch.cat([torch.cat([h[0].mean(0), h[0].std(0, correction=0)]) for h in states]))
+                rows.append(pool_states([states[i][0] for i in keep]))
         return torch.stack(rows).float().numpy() if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def pool_states(states: Sequence[Tensor], weights=None) -> Tensor:
+    """The utterance vector of :meth:`FrontEnd.pooled` from one clip's ``(T, dim)`` hidden states: mean and
+    standard deviation over time of each state, concatenated. ``weights`` weigh the frames (``(T,)``, >= 0, or
+    ``(K, T)`` for K weightings at once, giving ``(K, features)``): a frame of weight 0 is left out of the
+    pooling, which is how :mod:`apallm.attribution` occludes time spans without another encoder pass."""
+    if weights is None:
+        return torch.cat([p for h in states for p in (h.mean(0), h.std(0, correction=0))])
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    single = w.ndim == 1
+    w = w.reshape(-1, w.shape[-1])
+    w = w / w.sum(1, keepdim=True)
+    parts = []
+    for h in states:
+        h = h.double()
+        mean = w @ h
+        parts += [mean.float(), (w @ (h * h) - mean * mean).clamp_min(0).sqrt().float()]
+    out = torch.cat(parts, dim=1)
+    return out[0] if single else out
