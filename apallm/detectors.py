@@ -133,6 +133,15 @@ def register_detector(name: str) -> Callable:
     return wrap
 
 
+@register_detector("allm")
+def _allm(model: str | None = None, adapter: str | None = None, **kwargs) -> Detector:
+    """An audio LLM: a hub id, a local checkpoint, a built-in tiny model or ``lite``, and/or an adapter folder
+    (:func:`apallm.allm.load_allm`; ``apallm explain --model/--adapter``)."""
+    from apallm.allm import load_allm
+
+    return load_allm(model, adapter=adapter, **kwargs)
+
+
 def _import_builtins() -> None:
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
@@ -206,7 +215,7 @@ def from_args(args, batch_size: int | None = None) -> Detector:
     band = parse_band(args.uncertain_band)
     kwargs = parse_pairs(args.detector_arg)
     if args.model or args.adapter:
-        from apallm.allm import PromptOptions, load_allm
+        from apallm.allm import PromptOptions
 
         options = {}
         if getattr(args, "inputs", None):
@@ -215,8 +224,8 @@ def from_args(args, batch_size: int | None = None) -> Detector:
             options["batch_size"] = batch_size
         if getattr(args, "max_new_tokens", None):
             options["max_new_tokens"] = args.max_new_tokens
-        detector = load_allm(args.model, adapter=args.adapter, device=args.device,
-                             quantization=getattr(args, "quantization", None), **options, **kwargs)
+        detector = load_detector("allm", model=args.model, adapter=args.adapter, device=args.device,
+                                 quantization=getattr(args, "quantization", None), **options, **kwargs)
     else:
         spec = args.detector or "default"
         if _is_checkpoint_folder(spec):

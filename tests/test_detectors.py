@@ -9,7 +9,15 @@ import soundfile as sf
 from conftest import SR, speech_like
 
 from apallm.audio import load_audio
-from apallm.detectors import Detector, add_arguments, explain_with, from_args, load_detector, parse_pairs
+from apallm.detectors import (
+    Detector,
+    add_arguments,
+    available_detectors,
+    explain_with,
+    from_args,
+    load_detector,
+    parse_pairs,
+)
 
 
 class Fixed(Detector):
@@ -91,3 +99,11 @@ def test_the_shared_options_build_the_named_detector(tmp_path):
 
 def make_fixed(p: str = "0.5") -> Fixed:
     return Fixed(float(p))
+
+
+def test_audio_llms_load_through_the_registry_like_every_other_detector():
+    from apallm.allm.base import ALLMDetector
+
+    assert "allm" in available_detectors()
+    detector = load_detector("allm", model="tiny-qwen2_5-omni")
+    assert isinstance(detector, ALLMDetector) and detector.family == "qwen2_5_omni"
