@@ -7,9 +7,9 @@ For each clip: explain it with attribution and evidence (the verdict as ``apallm
 gives it); for spoof verdicts, mask the regions the rationale cites and, as the baseline, random regions of the
 same size (:mod:`apallm.evaluation.faithfulness`; ``--fill`` chooses how), and score what is left; over all
 verdicts count the cue citations that support spoof. Prints and writes (``--out``) comprehensiveness (drop cited /
-drop random), sufficiency, informativeness, and the attribution's cost in scoring passes. The issue's bars: comprehensiveness
->= 2x random, informativeness >= 0.7 on spoof verdicts and <= 0.3 on bona fide ones. Evidence-only
-leave-one-source-out AUC is ``eval/cue_ranges.py``'s.
+drop random), sufficiency, informativeness, and the attribution's cost in scoring passes. The issue's bars:
+comprehensiveness >= 2x random, informativeness >= 0.7 on spoof verdicts and <= 0.3 on bona fide ones.
+Evidence-only leave-one-source-out AUC is ``eval/cue_ranges.py``'s.
 
 A corpus that is absent is left out; with neither, the script says so and exits 0.
 """
