@@ -350,8 +350,7 @@ def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) 
         attribution.measured.append({"region": region.to_dict(), "cues": [c.to_dict() for c in measured]})
         found = [c for c in measured if c.status in ("low", "high") and citable(c.name)][:limit]
         there = "; ".join(c.phrase for c in found) if found else (
-            "no measured cue that separates real from synthetic speech lies outside the range of natural speech "
-            "there")
+            "no measured cue that separates real from synthetic speech lies outside the range of natural speech")
         parts.append(f"{region.phrase()}; there {there}")
     return "; ".join(parts)
 
