@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["BANDS", "OCTAVES", "Attribution", "Region", "attribute", "cues_in", "draw_attribution",
-           "find_region_claims", "mask_region", "mask_regions", "where_rationale"]
+           "find_region_claims", "mask_region", "mask_regions", "stft", "where_rationale"]
 
 #: octave bands 125 Hz-8 kHz, as the measured cues use them
 OCTAVES = ((125.0, 250.0), (250.0, 500.0), (500.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
@@ -142,7 +142,9 @@ class Attribution:
                    measured=list(data.get("measured", [])))
 
 
-def _stft(wave: np.ndarray) -> np.ndarray:
+def stft(wave: np.ndarray) -> np.ndarray:
+    """The STFT every mask of this module works in (Hann, 512 points, hop 128): pass it to :func:`mask_regions`
+    to mask one clip many ways without computing it again."""
     import librosa
 
     return librosa.stft(wave, n_fft=N_FFT, hop_length=HOP, window="hann", center=True)
@@ -168,7 +170,7 @@ def mask_regions(wave: np.ndarray, sr: int, regions: Sequence[tuple[float, float
     ``keep``, everything but those regions (what the sufficiency metric scores)."""
     if fill not in _MASK_NAMES:
         raise ValueError(f"fill must be one of {sorted(_MASK_NAMES)}, got {fill!r}")
-    spec = _stft(wave) if spec is None else spec
+    spec = stft(wave) if spec is None else spec
     freqs = np.arange(spec.shape[0]) * sr / N_FFT
     times = np.arange(spec.shape[1]) * HOP / sr
     selected = np.zeros(spec.shape, dtype=bool)
@@ -206,13 +208,13 @@ def attribute(detector, clip, span_s: float = 0.5, bands: Sequence[tuple[float, 
     bands = [(lo, min(hi, nyquist)) for lo, hi in bands if lo < nyquist]
     n_spans = max(1, math.ceil(duration / span_s - 1e-9))
     spans = [(i * span_s, min(duration, (i + 1) * span_s)) for i in range(n_spans)]
-    spec = _stft(wave)
+    spec = stft(wave)
 
     def masked(start, end, lo, hi, k):
         return mask_region(wave, sr, start, end, lo, hi, seed + k, spec, fill=fill)
 
     if getattr(detector, "pools_frames", False) and n_spans > 1:
-        return _attribute_pooled(detector, wave, duration, spans, bands, top_k, masked, fill)
+        return _attribute_pooled(detector, wave, duration, nyquist, spans, bands, top_k, masked, fill)
 
     def variant(start, end, lo, hi, k):
         return dataclasses.replace(clip, waveform=masked(start, end, lo, hi, k))
@@ -223,64 +225,62 @@ def attribute(detector, clip, span_s: float = 0.5, bands: Sequence[tuple[float, 
     scores = np.asarray(detector.score([clip, *first] if scored_clip else first), dtype=float)
     if scored_clip:
         score, scores = float(scores[0]), scores[1:]
+
+    def score_cells(pairs):
+        return detector.score([variant(s.start_s, s.end_s, b.lo_hz, b.hi_hz, 1000 + i)
+                               for i, (s, b) in enumerate(pairs)])
+
+    span_regions, band_regions, cells = _regions(float(score), spans, scores[:len(spans)], bands,
+                                                 scores[len(spans):], duration, nyquist, top_k, score_cells)
+    n_variants = len(first) + len(cells)
+    return Attribution(score=float(score), spans=span_regions, bands=band_regions, cells=cells,
+                       mask=_MASK_NAMES[fill], n_variants=n_variants, cost_passes=float(n_variants + scored_clip))
+
+
+def _regions(score, spans, span_scores, bands, band_scores, duration, nyquist, top_k, score_cells):
+    """The span and band regions from the masked copies' scores, and the cells where the ``top_k`` strongest
+    of each cross, scored by ``score_cells(pairs)`` (largest delta first)."""
     span_regions = [Region("span", s, e, 0.0, nyquist, float(score - p))
-                    for (s, e), p in zip(spans, scores[:len(spans)], strict=True)]
+                    for (s, e), p in zip(spans, span_scores, strict=True)]
     band_regions = [Region("band", 0.0, duration, lo, hi, float(score - p))
-                    for (lo, hi), p in zip(bands, scores[len(spans):], strict=True)]
+                    for (lo, hi), p in zip(bands, band_scores, strict=True)]
     top_spans = sorted(span_regions, key=lambda r: -r.delta)[:top_k]
     top_bands = sorted(band_regions, key=lambda r: -r.delta)[:top_k]
     pairs = [(s, b) for s in top_spans for b in top_bands]
-    cells = []
-    if pairs:
-        second = [variant(s.start_s, s.end_s, b.lo_hz, b.hi_hz, 1000 + i) for i, (s, b) in enumerate(pairs)]
-        cell_scores = np.asarray(detector.score(second), dtype=float)
-        cells = [Region("cell", s.start_s, s.end_s, b.lo_hz, b.hi_hz, float(score - p))
-                 for (s, b), p in zip(pairs, cell_scores, strict=True)]
-    n_variants = len(first) + len(cells)
-    return Attribution(score=float(score), spans=span_regions, bands=band_regions,
-                       cells=sorted(cells, key=lambda r: -r.delta), mask=_MASK_NAMES[fill], n_variants=n_variants,
-                       cost_passes=float(n_variants + scored_clip))
+    cells = [Region("cell", s.start_s, s.end_s, b.lo_hz, b.hi_hz, float(score - p))
+             for (s, b), p in zip(pairs, np.asarray(score_cells(pairs), dtype=float) if pairs else [], strict=True)]
+    return span_regions, band_regions, sorted(cells, key=lambda r: -r.delta)
 
 
-def _attribute_pooled(detector, wave, duration, spans, bands, top_k, masked, fill) -> Attribution:
+def _attribute_pooled(detector, wave, duration, nyquist, spans, bands, top_k, masked, fill) -> Attribution:
     """The path for detectors whose head pools frame features over time (:attr:`DefaultDetector.pools_frames`):
     one encoder pass over the clip and its band-masked copies together. A span is occluded by leaving its frames
     out of the pooling; a cell by pooling the band-masked copy's frames inside the span with the clip's
     elsewhere. So the cost is ``1 + len(bands)`` passes whatever the clip's length."""
     import torch
 
-    nyquist = max(hi for _, hi in bands) if bands else 8000.0
     copies = [masked(0.0, duration + 1, lo, hi, j) for j, (lo, hi) in enumerate(bands)]
     # the clip alone, as scoring runs it (so the score is the verdict's to the last bit), its copies in a batch
     states = detector.frame_states(wave[None]) + (detector.frame_states(np.stack(copies)) if copies else [])
     base = states[0]
-    n_frames = base[0].shape[0]
-    centres = (torch.arange(n_frames, dtype=torch.float64) + 0.5) / detector.frame_rate
+    centres = (torch.arange(base[0].shape[0], dtype=torch.float64) + 0.5) / detector.frame_rate
     inside = [(centres >= s) & (centres < e) for s, e in spans]
     keep = torch.stack([(~m).to(torch.float64) for m in inside])
-    usable = [bool(k.sum() > 0) for k in keep]
-    keep[~torch.tensor(usable)] = 1.0  # a span that holds every frame cannot be left out: its delta is 0
+    whole = keep.sum(1) == 0  # a span that holds every frame cannot be left out: its delta is 0
+    keep[whole] = 1.0
     scores = detector.score_states([base, base, *states[1:]], [None, keep, *[None] * len(bands)])
     score = float(scores[0])
-    span_regions = [Region("span", s, e, 0.0, nyquist, float(score - p) if ok else 0.0)
-                    for (s, e), p, ok in zip(spans, scores[1:1 + len(spans)], usable, strict=True)]
-    band_regions = [Region("band", 0.0, duration, lo, hi, float(score - p))
-                    for (lo, hi), p in zip(bands, scores[1 + len(spans):], strict=True)]
-    top_spans = sorted(span_regions, key=lambda r: -r.delta)[:top_k]
-    top_bands = sorted(band_regions, key=lambda r: -r.delta)[:top_k]
-    cells = []
-    if top_spans and top_bands:
-        pairs = [(s, b) for s in top_spans for b in top_bands]
-        mixed = []
-        for s, b in pairs:
-            where = inside[spans.index((s.start_s, s.end_s))][:, None]
-            copy = states[1 + band_regions.index(b)]
-            mixed.append([torch.where(where, c, h) for c, h in zip(copy, base, strict=True)])
-        cell_scores = detector.score_states(mixed)
-        cells = [Region("cell", s.start_s, s.end_s, b.lo_hz, b.hi_hz, float(score - p))
-                 for (s, b), p in zip(pairs, cell_scores, strict=True)]
-    return Attribution(score=score, spans=span_regions, bands=band_regions,
-                       cells=sorted(cells, key=lambda r: -r.delta),
+    span_scores = np.where(whole.numpy(), score, scores[1:1 + len(spans)])
+
+    def score_cells(pairs):
+        return detector.score_states([
+            [torch.where(inside[spans.index((s.start_s, s.end_s))][:, None], c, h)
+             for c, h in zip(states[1 + bands.index((b.lo_hz, b.hi_hz))], base, strict=True)]
+            for s, b in pairs])
+
+    span_regions, band_regions, cells = _regions(score, spans, span_scores, bands, scores[1 + len(spans):],
+                                                 duration, nyquist, top_k, score_cells)
+    return Attribution(score=score, spans=span_regions, bands=band_regions, cells=cells,
                        mask=f"{_MASK_NAMES[fill]}; spans left out of pooling",
                        n_variants=len(copies), cost_passes=float(1 + len(copies)))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -100,13 +101,14 @@ class Detector(ABC):
 
     def scores_and_attributions(self, clips: Sequence[Clip]) -> tuple[np.ndarray, list]:
         """P(spoof) of each clip and, when :attr:`attribute_verdicts`, its
-        :class:`~apallm.attribution.Attribution` (else None)."""
+        :class:`~apallm.attribution.Attribution` (else None). An attribution scores the clip itself in the same
+        pass as its masked copies, so its score is the verdict's."""
         from apallm.attribution import attribute
 
-        scores = np.asarray(self.score(clips), dtype=float)
         if not self.attribute_verdicts:
-            return scores, [None] * len(clips)
-        return scores, [attribute(self, clip, score=float(p)) for clip, p in zip(clips, scores, strict=True)]
+            return np.asarray(self.score(clips), dtype=float), [None] * len(clips)
+        attributions = [attribute(self, clip) for clip in clips]
+        return np.array([a.score for a in attributions], dtype=float), attributions
 
 
 def _with_where(attribution, clip: Clip, frequency: str, time: str) -> tuple[str, str]:
@@ -153,11 +155,18 @@ def available_detectors() -> list[str]:
 
 
 def load_detector(spec: str, **kwargs) -> Detector:
-    """Build a detector from a registered name or a ``"package.module:factory"`` path; ``kwargs`` go to the
-    factory (e.g. ``load_detector("aasist", checkpoint="runs/aasist")``)."""
+    """Build a detector from a registered name, a ``"package.module:factory"`` path, or a folder (a
+    countermeasure checkpoint, or a default-detector folder written by ``train/default_detector.py``); ``kwargs``
+    go to the factory (e.g. ``load_detector("aasist", checkpoint="runs/aasist")``)."""
     _import_builtins()
     if spec in _REGISTRY:
         return _REGISTRY[spec](**kwargs)
+    if (Path(spec) / "detector.json").is_file():
+        return _REGISTRY["default"](directory=spec, **kwargs)
+    if _is_checkpoint_folder(spec):
+        from apallm.cm import CMDetector
+
+        return CMDetector(spec, **kwargs)
     if ":" in spec:
         detector = resolve(spec)(**kwargs)
         if not isinstance(detector, Detector):
@@ -180,7 +189,8 @@ def add_arguments(parser, *, generation: bool = True) -> None:
     x.add_argument("--adapter", help="an audio LLM: folder written by 'apallm train sft' or 'train grpo'")
     x.add_argument("--detector", default=None,
                    help="a registered detector name (see 'apallm detectors'), 'package.module:factory', or a "
-                        "countermeasure checkpoint folder (AASIST, SSL-AASIST, ...); default: 'default'")
+                        "countermeasure checkpoint folder (AASIST, SSL-AASIST, ...) or a default-detector folder "
+                        "(train/default_detector.py); default: 'default'")
     g.add_argument("--detector-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="argument for --detector's factory, e.g. checkpoint=runs/aasist (repeatable)")
     g.add_argument("--cm", action="append", default=[], metavar="DIR",
@@ -228,12 +238,8 @@ def from_args(args, batch_size: int | None = None) -> Detector:
                                  quantization=getattr(args, "quantization", None), **options, **kwargs)
     else:
         spec = args.detector or "default"
-        if _is_checkpoint_folder(spec):
-            from apallm.cm import CMDetector
-
-            detector = CMDetector(spec, **({"batch_size": batch_size} if batch_size else {}), **kwargs)
-        else:
-            detector = load_detector(spec, **kwargs)
+        extra = {"batch_size": batch_size} if batch_size and _is_checkpoint_folder(spec) else {}
+        detector = load_detector(spec, **extra, **kwargs)
     detector.uncertain_band = band
     return detector
 
@@ -245,8 +251,6 @@ def auxiliary_from_args(args) -> list[Detector]:
 
 
 def _is_checkpoint_folder(spec: str) -> bool:
-    from pathlib import Path
-
     return Path(spec).is_dir() and (Path(spec) / "config.json").is_file()
 
 

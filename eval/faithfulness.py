@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from apallm.detectors import load_detector
 
-    detector = (load_detector("default", directory=args.detector) if Path(args.detector).is_dir()
-                else load_detector(args.detector))
+    detector = load_detector(args.detector)
     detector.attribute_verdicts = True
     results = {"detector": detector.name, "per_corpus": args.per_corpus, "random_masks": args.random_masks,
                "fill": args.fill}

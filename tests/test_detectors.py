@@ -107,3 +107,12 @@ def test_audio_llms_load_through_the_registry_like_every_other_detector():
     assert "allm" in available_detectors()
     detector = load_detector("allm", model="tiny-qwen2_5-omni")
     assert isinstance(detector, ALLMDetector) and detector.family == "qwen2_5_omni"
+
+
+def test_a_default_detector_folder_loads_by_its_path(tmp_path):
+    from apallm.cm.default import WEIGHTS_DIR, DefaultDetector
+
+    detector = load_detector(str(WEIGHTS_DIR))
+    assert isinstance(detector, DefaultDetector) and detector.name == "apallm-default"
+    with pytest.raises(ValueError, match="unknown detector"):
+        load_detector(str(tmp_path))  # a folder that is neither kind

@@ -168,16 +168,6 @@ class DefaultDetector(Detector):
             return np.zeros(0)
         return self.head.predict(self.features(clips))
 
-    def scores_and_attributions(self, clips: Sequence[Clip]) -> tuple[np.ndarray, list]:
-        """With attribution on a pooling head, the attribution's own pass over the clip gives the score: explaining
-        with attribution costs ``1 + len(bands)`` encoder passes, not one more."""
-        from apallm.attribution import attribute
-
-        if not (self.attribute_verdicts and self.pools_frames):
-            return super().scores_and_attributions(clips)
-        attributions = [attribute(self, clip) for clip in as_clips(clips)]
-        return np.array([a.score for a in attributions]), attributions
-
     @property
     def pools_frames(self) -> bool:
         """Whether the head reads only one front end's pooled hidden states (the shipped design): then
@@ -194,12 +184,7 @@ class DefaultDetector(Detector):
         (one encoder pass for the batch). Only when :attr:`pools_frames`."""
         if not self.pools_frames:
             raise ValueError(f"{self.name}: the head does not read pooled front-end frames only")
-        frontend = self.frontends[0]
-        keep = frontend.state_indices(self.recipe.frontend_layers)
-        batch = torch.as_tensor(np.asarray(waveforms, dtype=np.float32)).reshape(-1, np.shape(waveforms)[-1])
-        with torch.inference_mode():
-            states = frontend.hidden_states(batch.to(next(frontend.parameters()).device))
-        return [[states[i][b].float().cpu() for i in keep] for b in range(batch.shape[0])]
+        return self.frontends[0].frame_states(waveforms, self.recipe.frontend_layers)
 
     def score_states(self, states: Sequence[Sequence[torch.Tensor]], weights: Sequence | None = None) -> np.ndarray:
         """P(spoof) from :meth:`frame_states` output, each clip's frames weighted by its ``weights`` entry (None:

@@ -46,17 +46,16 @@ def _unique_stem(stem: str, used: set[str]) -> str:
     return candidate
 
 
-def _attribute(detector, clip, evidence, out: Path, name: str, js: Path) -> Path:
-    """Attribute ``detector``'s score on the window, draw it under the spectrogram, add it to the JSON."""
+def _attribution(detector, clip, evidence, out: Path, name: str) -> tuple[dict, Path]:
+    """Attribute ``detector``'s score on the window and draw it under the spectrogram: the attribution for the
+    JSON, and the image's path."""
     from apallm.attribution import attribute, draw_attribution
 
     att = attribute(detector, clip)
     png = out / f"{name}_attribution.png"
+    out.mkdir(parents=True, exist_ok=True)
     png.write_bytes(draw_attribution(evidence.spectrogram, att))
-    data = json.loads(js.read_text(encoding="utf-8"))
-    data["attribution"] = {"detector": detector.name, **att.to_dict()}
-    js.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return png
+    return {"detector": detector.name, **att.to_dict()}, png
 
 
 def _cmd_evidence(args) -> int:
@@ -73,8 +72,7 @@ def _cmd_evidence(args) -> int:
         from apallm.detectors import load_detector
 
         try:
-            detector = (load_detector("default", directory=args.attribution) if Path(args.attribution).is_dir()
-                        else load_detector(args.attribution))
+            detector = load_detector(args.attribution)
         except (OSError, ValueError, ImportError) as exc:
             return fail("evidence", f"cannot load the detector for --attribution: {exc}")
     used: set[str] = set()
@@ -90,10 +88,14 @@ def _cmd_evidence(args) -> int:
                 ev = extract_evidence(win, config)
                 first = first or ev
                 name = stem if len(windows) == 1 else f"{stem}_w{i:02d}"
-                png, js = ev.save(args.out, name)
-                outputs.append({"png": str(png), "json": str(js), "offset_s": round(win.offset_s, 3)})
+                extra, drawn = {}, None
                 if detector is not None:
-                    outputs[-1]["attribution_png"] = str(_attribute(detector, win, ev, args.out, name, js))
+                    attribution, drawn = _attribution(detector, win, ev, args.out, name)
+                    extra = {"attribution": attribution}
+                png, js = ev.save(args.out, name, extra)
+                outputs.append({"png": str(png), "json": str(js), "offset_s": round(win.offset_s, 3)})
+                if drawn is not None:
+                    outputs[-1]["attribution_png"] = str(drawn)
                 notable += sum(c.status in ("low", "high") for c in ev.cues)
             record = {"path": path, "ok": True, "duration_s": round(clip.duration_s, 3), "windows": len(windows),
                       "outputs": outputs, "flags": clip.flags, "bandwidth_hz": first.cue("bandwidth_hz").value,

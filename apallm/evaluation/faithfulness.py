@@ -15,13 +15,14 @@ Masking is :func:`apallm.attribution.mask_regions` (the clip's own noise floor),
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from apallm.attribution import Attribution, Region, find_region_claims, mask_regions
+from apallm.attribution import Attribution, Region, find_region_claims, mask_regions, stft
 
 __all__ = ["ClipFaithfulness", "cited_regions", "clip_faithfulness", "informativeness", "random_like",
            "summarize_faithfulness"]
@@ -76,7 +77,6 @@ def clip_faithfulness(detector, clip, rationale: str, attribution, *, n_random: 
     clip, in one batch of ``2 + n_random`` scored copies, masked with ``fill`` (see
     :func:`apallm.attribution.mask_regions`). None when the rationale cites nothing and the attribution has no
     region that raises P(spoof)."""
-    from apallm.attribution import _stft
     from apallm.audio import as_clips
 
     (clip,) = as_clips([clip])
@@ -86,7 +86,7 @@ def clip_faithfulness(detector, clip, rationale: str, attribution, *, n_random: 
     if not cited:
         return None
     rng = np.random.default_rng(seed)
-    spec = _stft(wave)
+    spec = stft(wave)
 
     def bounds(regions):
         return [(r.start_s, r.end_s, r.lo_hz, r.hi_hz) for r in regions]
@@ -95,8 +95,6 @@ def clip_faithfulness(detector, clip, rationale: str, attribution, *, n_random: 
               mask_regions(wave, clip.sample_rate, bounds(cited), keep=True, spec=spec, seed=seed + 1, fill=fill)]
     copies += [mask_regions(wave, clip.sample_rate, bounds([random_like(r, duration, nyquist, rng) for r in cited]),
                             spec=spec, seed=seed + 2 + i, fill=fill) for i in range(n_random)]
-    import dataclasses
-
     scores = np.asarray(detector.score([clip, *[dataclasses.replace(clip, waveform=c) for c in copies]]), dtype=float)
     base = float(scores[0])
     return ClipFaithfulness(score=base, cited=cited, drop_cited=base - float(scores[1]),

@@ -99,8 +99,9 @@ class Evidence:
                 lines.extend(f"- {c.to_text()}" for c in cues)
         return "\n".join(lines)
 
-    def save(self, out_dir: str | Path, stem: str) -> tuple[Path | None, Path]:
-        """Write ``<stem>.png`` (when rendered) and ``<stem>.json``; return their paths."""
+    def save(self, out_dir: str | Path, stem: str, extra: dict | None = None) -> tuple[Path | None, Path]:
+        """Write ``<stem>.png`` (when rendered) and ``<stem>.json`` (with ``extra``'s keys added); return their
+        paths."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         png = None
@@ -111,6 +112,7 @@ class Evidence:
         data = self.to_dict()
         if png is not None:
             data["spectrogram"]["image"] = png.name
+        data.update(extra or {})
         js.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return png, js
 

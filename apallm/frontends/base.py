@@ -67,13 +67,18 @@ class FrontEnd(nn.Module, ABC):
         """``(len(waveforms), n_states * 2 * dim)`` utterance vectors: mean and standard deviation over time of
         the hidden states ``layers`` names (:meth:`state_indices`), one clip at a time (its own length, no
         padding)."""
-        keep = self.state_indices(layers)
-        rows = []
-        with torch.inference_mode():
-            for w in waveforms:
-                states = self.hidden_states(torch.as_tensor(np.asarray(w, dtype=np.float32))[None])
-                rows.append(pool_states([states[i][0] for i in keep]))
+        rows = [pool_states(self.frame_states(np.asarray(w, dtype=np.float32)[None], layers)[0]) for w in waveforms]
         return torch.stack(rows).float().numpy() if rows else np.zeros((0, 0), dtype=np.float32)
+
+    def frame_states(self, waveforms, layers: str | Sequence[int] = "all") -> list[list[Tensor]]:
+        """For ``(B, L)`` equal-length 16 kHz waveforms (one encoder pass), each one's ``(T, dim)`` hidden states
+        that ``layers`` names (:meth:`state_indices`), as float32 on the CPU."""
+        keep = self.state_indices(layers)
+        batch = torch.as_tensor(np.asarray(waveforms, dtype=np.float32))
+        batch = batch.reshape(-1, batch.shape[-1]).to(next(self.parameters()).device)
+        with torch.inference_mode():
+            states = self.hidden_states(batch)
+        return [[states[i][b].float().cpu() for i in keep] for b in range(batch.shape[0])]
 
 
 def pool_states(states: Sequence[Tensor], weights=None) -> Tensor:
