@@ -115,12 +115,19 @@ def _with_where(attribution, clip: Clip, frequency: str, time: str) -> tuple[str
     """The rationale with where the detector's spoof evidence lies and what is measured there, in the domain
     the strongest region names (a time span goes with the time domain, a band or a cell with frequency)."""
     from apallm.attribution import where_rationale
+    from apallm.evidence import no_supporting_cue
 
     top = attribution.top(1)
     where = where_rationale(attribution, clip)
+
+    def joined(text: str, domain: str) -> str:
+        if text == no_supporting_cue(domain, "spoof"):  # the where sentence spoke of the region, this of the clip
+            return f"{where}. Over the whole clip, {text}"
+        return f"{where}. {text[:1].upper()}{text[1:]}"
+
     if top and top[0].kind == "span":
-        return frequency, f"{where}. {time}"
-    return f"{where}. {frequency}", time
+        return frequency, joined(time, "time")
+    return joined(frequency, "frequency"), time
 
 
 def register_detector(name: str) -> Callable:

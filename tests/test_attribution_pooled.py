@@ -1,6 +1,8 @@
 """Attribution on a detector that pools Whisper frames (the shipped design): spans left out of the pooling, bands
 masked in one batched pass, wired into explain and drawn for people."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -104,6 +106,8 @@ def test_default_detector_explains_where_and_its_rationale_is_grounded(tone_dete
     assert verdict.label == "spoof" and verdict.attribution is not None
     text = f"{verdict.rationale.frequency} {verdict.rationale.time}"
     assert "the detector's spoof evidence lies at " in text and "there " in text
+    # each sentence after the where sentence starts a new one (capitalised), and whole-clip claims say so
+    assert not re.search(r"\. [a-z]", text), text
     report = check_grounding(text, verdict.evidence, attribution=verdict.attribution)
     assert report.n_contradicted == 0 and any(c.claim.cue == "attribution" for c in report.checks)
     assert Attribution.from_dict(verdict.attribution).measured  # what the rationale measured there is kept
