@@ -135,6 +135,35 @@ def test_cue_and_cm_options_enter_the_prompt(detector):
         PromptOptions.parse("audio+video")
 
 
+def test_compact_cues_list_only_the_out_of_range_cues_without_phrases():
+    muffled = load_audio(brickwall_lowpass(speech_like(2.0, seed=3), 3000.0), sample_rate=SR, clip_id="lp")
+    compact = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS,
+                        options=PromptOptions(cues=True, compact_cues=True))
+    (sample,) = compact.prepare([muffled])[0]
+    lines = sample.text.split("Measured cues outside the range of natural speech:\n")[1].splitlines()
+    cues = {c.name: c for c in sample.evidence.cues}
+    listed = [line.split(" = ")[0] for line in lines if " = " in line]
+    assert "bandwidth_hz" in listed and set(listed) == {n for n, c in cues.items() if c.status in ("low", "high")}
+    assert all(line.endswith((" LOW", " HIGH")) for line in lines if " = " in line)
+    assert cues["bandwidth_hz"].phrase not in sample.text  # no phrases: a few tokens a cue
+    full = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS, options=PromptOptions(cues=True))
+    assert len(sample.text) < len(full.prepare([muffled])[0][0].text) / 2
+
+
+def test_a_model_trained_on_a_detectors_score_runs_that_detector_when_given_none():
+    reads = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS, cm_detectors=["default"],
+                      options=PromptOptions(spectrogram=False, cm_scores=True))
+    cs = clips((2.0,))
+    (sample,) = reads.prepare(cs)[0]
+    from apallm.cm.default import default
+
+    p = float(default().score(cs)[0])
+    assert f"apallm-default gives P(spoof) = {p:.2f}" in sample.text
+    given = reads.prepare(cs, cm_scores=[{"other": 0.25}])[0][0]
+    assert "other gives P(spoof) = 0.25" in given.text and "apallm-default" not in given.text
+    assert reads.config_dict()["cm_detectors"] == ["default"]
+
+
 def test_qlora_on_cpu_is_a_clear_error():
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         load_allm("Qwen/Qwen2.5-Omni-3B", family="qwen2_5_omni", quantization="4bit", device="cpu")

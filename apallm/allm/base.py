@@ -73,7 +73,8 @@ class ALLMDetector(Detector):
     def __init__(self, model, processor, *, options: PromptOptions | None = None,
                  evidence_config: EvidenceConfig | None = None, base_model: str | None = None,
                  label_words: Mapping[str, str] | None = None, max_new_tokens: int = 160, batch_size: int = 4,
-                 window_s: float = ALLM_WINDOW_S, prompts: Mapping[str, str] | None = None, name: str | None = None):
+                 window_s: float = ALLM_WINDOW_S, prompts: Mapping[str, str] | None = None, name: str | None = None,
+                 cm_detectors: Sequence[str] = ()):
         self.model = model
         self.processor = processor
         self.options = options or PromptOptions()
@@ -86,6 +87,10 @@ class ALLMDetector(Detector):
         self.prompt_overrides = dict(prompts or {})
         self.prompts = prompt_texts(self.prompt_overrides)
         self.name = name or f"{self.family}:{base_model or 'model'}"
+        #: detectors (:func:`apallm.detectors.load_detector` specs) whose P(spoof) the prompt shows when the
+        #: ``cm_scores`` option is on and the caller gives none: a model trained on them carries them along
+        self.cm_detectors = tuple(cm_detectors)
+        self._cm_loaded: list | None = None
         self.label_token_ids = label_token_ids(self.tokenizer, self.label_words)
         self.tokenizer.padding_side = "left"  # the answer position is the last one in every row
 
@@ -178,12 +183,23 @@ class ALLMDetector(Detector):
         """Windows of each clip with their evidence and prompt text."""
         if cm_scores is not None and len(cm_scores) != len(clips):
             raise ValueError("cm_scores needs one mapping per clip")
+        if cm_scores is None and self.options.cm_scores and self.cm_detectors:
+            cm_scores = self.auxiliary_scores(clips)
         out = []
         for i, clip in enumerate(clips):
             windows = split_windows(clip, window_s=self.window_s, policy="sliding")
             cm = cm_scores[i] if cm_scores is not None else None
             out.append([self.make_sample(win, cm, source_id=clip.id, window=w) for w, win in enumerate(windows)])
         return out
+
+    def auxiliary_scores(self, clips: Sequence[Clip]) -> list[dict[str, float]]:
+        """Each clip's P(spoof) by :attr:`cm_detectors` (loaded on first use), by detector name."""
+        from apallm.detectors import load_detector
+
+        if self._cm_loaded is None:
+            self._cm_loaded = [load_detector(spec) for spec in self.cm_detectors]
+        columns = {d.name: d.score(clips) for d in self._cm_loaded}
+        return [{name: float(p[i]) for name, p in columns.items()} for i in range(len(clips))]
 
     def make_sample(self, clip: Clip, cm_scores: Mapping[str, float] | None = None, source_id: str | None = None,
                     window: int = 0) -> Sample:
@@ -345,6 +361,7 @@ class ALLMDetector(Detector):
             "max_new_tokens": self.max_new_tokens,
             "window_s": self.window_s,
             "prompts": self.prompt_overrides,
+            "cm_detectors": list(self.cm_detectors),
         }
 
     def save_config(self, directory: str | Path, **extra) -> Path:

@@ -24,6 +24,7 @@ class PromptOptions:
     spectrogram: bool = True
     cues: bool = False
     cm_scores: bool = False
+    compact_cues: bool = False  # the cues as Evidence.to_text(compact=True): out-of-range ones, no phrases
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -31,7 +32,7 @@ class PromptOptions:
     @classmethod
     def from_dict(cls, data: Mapping | None) -> PromptOptions:
         data = dict(data or {})
-        unknown = set(data) - {"spectrogram", "cues", "cm_scores"}
+        unknown = set(data) - {"spectrogram", "cues", "cm_scores", "compact_cues"}
         if unknown:
             raise ValueError(f"unknown prompt options: {', '.join(sorted(unknown))}")
         return cls(**data)
@@ -76,7 +77,7 @@ def user_text(evidence: Evidence | None, options: PromptOptions, cm_scores: Mapp
     if options.cues:
         if evidence is None:
             raise ValueError("the cues option needs evidence")
-        parts.append(texts["cues"].format(cues=evidence.to_text()))
+        parts.append(texts["cues"].format(cues=evidence.to_text(compact=options.compact_cues)))
     if options.cm_scores:
         if not cm_scores:
             raise ValueError("the cm_scores option needs auxiliary countermeasure scores for every clip")

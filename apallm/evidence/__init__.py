@@ -86,8 +86,16 @@ class Evidence:
         return cls(clip=dict(data.get("clip", {})), cues=[Cue.from_dict(c) for c in data.get("cues", [])],
                    flags=list(data.get("flags", [])))
 
-    def to_text(self, only_notable: bool = False) -> str:
-        """A compact block for prompts: one line a cue, grouped by domain, out-of-range cues marked."""
+    def to_text(self, only_notable: bool = False, compact: bool = False) -> str:
+        """A block for prompts: one line a cue, grouped by domain, out-of-range cues marked. ``compact``: the
+        out-of-range cues only, each as ``name value unit [natural lo to hi] LOW|HIGH`` without its phrase (a
+        few tokens a cue, for small LMs on CPU)."""
+        if compact:
+            notable = [c for c in self.cues if c.status in ("low", "high")]
+            if not notable:
+                return "Measured cues: all within the range of natural speech."
+            return "Measured cues outside the range of natural speech:\n" + "\n".join(
+                c.to_text().split(": ", 1)[0] for c in notable)
         lines = [f"Measured acoustic evidence for {self.clip.get('duration_s', 0):.2f} s of audio "
                  "(natural-speech range in brackets):"]
         if self.flags:
