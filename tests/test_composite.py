@@ -305,8 +305,8 @@ def test_gguf_conversion_matches_the_gguf_and_the_lite_preset_runs(tmp_path, mon
     del direct, model
 
     monkeypatch.setenv("APALLM_CACHE", str(tmp_path))
-    with pytest.warns(UserWarning, match="composite:lite: the audio and spectrogram projectors are untrained"):
-        lite = load_allm("lite", device="cpu", max_new_tokens=8)
+    with pytest.warns(UserWarning, match="composite:lite-base: the audio and spectrogram projectors are untrained"):
+        lite = load_allm("lite-base", device="cpu", max_new_tokens=8)
     assert (tmp_path / "whisper-tiny.en" / "model.safetensors").is_file()  # prepared on first use
     (verdict,) = lite.explain(clips((2.0,)))
     assert verdict.label in ("bonafide", "spoof") and 0 < verdict.score < 1

@@ -23,7 +23,27 @@ TINY_MODELS = {
     "tiny-qwen2-audio": ("qwen2_audio", "apallm.allm.tiny:build_tiny_qwen2_audio"),
     "tiny-composite": ("composite", "apallm.allm.tiny:build_tiny_composite"),
     "lite": ("composite", "apallm.allm.composite:build_lite"),
+    "lite-base": ("composite", "apallm.allm.composite:build_lite"),
 }
+#: the trained adapter of ``lite`` shipped in the package (train/lite_allm.py); ``lite-base`` is the same
+#: model with fresh projectors and no adapter, what the recipe trains from
+LITE_ADAPTER = Path(__file__).resolve().parent / "weights" / "lite"
+
+
+def lite_available() -> bool:
+    """Whether ``load_allm("lite")`` can run here offline: the trained adapter ships in this package and the
+    packages of its two parts (``apallm[lite]``) are installed."""
+    from apallm.frontends.base import MissingExtraError
+    from apallm.frontends.prepare import BUNDLED
+
+    if not (LITE_ADAPTER / "apallm.json").is_file():
+        return False
+    try:
+        for name in ("whisper-tiny.en", "smollm2-135m-instruct"):
+            BUNDLED[name].source_files()
+    except MissingExtraError:
+        return False
+    return True
 
 
 def families() -> list[str]:
@@ -92,6 +112,8 @@ def load_allm(model: str | None = None, *, adapter: str | Path | None = None, fa
     from .prompting import PromptOptions
 
     device, dtype = resolve_device_dtype(device, dtype)
+    if model == "lite" and adapter is None and (LITE_ADAPTER / CONFIG_NAME).is_file():
+        model, adapter = None, LITE_ADAPTER  # the shipped adapter names its base (lite-base)
     saved: dict = {}
     processor = None
     base_dir = None
@@ -136,7 +158,7 @@ def load_allm(model: str | None = None, *, adapter: str | Path | None = None, fa
         from apallm.evidence import EvidenceConfig, SpectrogramConfig
 
         kwargs["evidence_config"] = EvidenceConfig(spectrogram=SpectrogramConfig(**saved["spectrogram"]))
-    for key in ("label_words", "max_new_tokens", "window_s", "prompts"):
+    for key in ("label_words", "max_new_tokens", "window_s", "prompts", "cm_detectors"):
         if key in saved and key not in kwargs:
             kwargs[key] = saved[key]
     base_name = saved.get("base_model") if base_dir else model

