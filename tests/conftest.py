@@ -79,11 +79,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(detector, limits, cms=()):
+def serve(detector, limits, cms=(), chat_model=None):
     """The demo app launched on 127.0.0.1 at a free port; yields (app, url); closed afterwards."""
     from apallm.demo import build_app, launch
 
-    app = build_app(detector, cms=cms, limits=limits)
+    app = build_app(detector, cms=cms, limits=limits, chat_model=chat_model)
     _, url, _ = launch(app, limits, host="127.0.0.1", port=free_port(), block=False, quiet=True)
     try:
         yield app, url

@@ -306,6 +306,36 @@ def test_allm_verdict_and_streamed_chat_with_the_conversation_in_context(allm, c
     assert a2 == "".join(allm.stream(clip, question=q2, history=[(None, answer), (q1, a1)], max_new_tokens=10))
 
 
+def test_an_allm_chats_beside_the_default_detector_that_keeps_the_verdict(default_detector, allm, clips):
+    """``chat_model``: the default detector's verdict opens the chat, the ALLM streams the follow-ups with that
+    verdict as the conversation so far."""
+    with serve(default_detector, LIMITS, chat_model=allm) as (app, url):
+        client = Client(url, verbose=False)
+        out = analyse(client, clips["phone"])
+        assert out["verdict"]["detector"] == default_detector.name
+        (first,) = out["chat"]
+        opening = text_of(first)
+        assert opening.startswith(out["verdict"]["label"]) and f"Ask {allm.name} about this clip" in opening
+        assert "No audio LLM" not in opening
+        answer = assert_streamed(ask(client, "why?"), "why?")
+    clip = load_audio(clips["phone"], clip_id="phone.wav")
+    verdict_text = opening.split("\n\nAsk ")[0]
+    assert answer == "".join(allm.stream(clip, question="why?", history=[(None, verdict_text)], max_new_tokens=10))
+    with pytest.raises(ValueError, match="not an audio LLM"):
+        build_app(default_detector, limits=LIMITS, chat_model=default_detector)
+
+
+def test_the_demo_command_chats_with_lite_where_it_is_installed(default_detector, monkeypatch):
+    from apallm.allm import registry
+    from apallm.commands.demo import chat_model
+
+    assert chat_model("none", default_detector) is None
+    monkeypatch.setattr(registry, "lite_available", lambda: False)
+    assert chat_model("auto", default_detector) is None
+    chat = chat_model("tiny-qwen2_5-omni", default_detector, device="cpu")
+    assert chat.family == "qwen2_5_omni" and chat_model("tiny-qwen2_5-omni", chat) is None
+
+
 def test_allm_that_reads_cm_scores_needs_them(allm):
     from apallm.allm import PromptOptions
 

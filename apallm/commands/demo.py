@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
                    help=f"requests served at once; the rest wait in the queue ({DemoLimits.concurrency})")
     s.add_argument("--queue-size", type=int, default=DemoLimits.queue_size,
                    help=f"requests that may wait ({DemoLimits.queue_size})")
+    s.add_argument("--chat-model", default="auto", metavar="MODEL",
+                   help="the audio LLM that answers the chat when the detector is not one: auto (the shipped lite "
+                        "model when apallm[lite] is installed), none, or a model for load_allm (auto)")
     s.add_argument("--max-new-tokens", type=int, default=DemoLimits.chat_max_new_tokens,
                    help=f"longest ALLM chat answer in tokens ({DemoLimits.chat_max_new_tokens})")
 
@@ -51,11 +54,26 @@ def run(args) -> int:
                             concurrency=args.concurrency, queue_size=args.queue_size,
                             chat_max_new_tokens=args.max_new_tokens)
         detector = from_args(args)
-        app = build_app(detector, cms=auxiliary_from_args(args), limits=limits)
+        app = build_app(detector, cms=auxiliary_from_args(args), limits=limits,
+                        chat_model=chat_model(args.chat_model, detector, args.device))
     except (ValueError, OSError, KeyError, ImportError) as exc:
         return fail("demo", exc)
     launch(app, limits, host=args.host, port=args.port)
     return EXIT_OK
+
+
+def chat_model(spec: str, detector, device: str = "auto"):
+    """The ALLM that chats beside a detector that cannot: ``auto`` is the shipped lite model where it is
+    installed (else none, and the chat answers from the measured evidence)."""
+    from apallm.allm import load_allm
+    from apallm.allm.registry import lite_available
+    from apallm.demo.analysis import can_chat
+
+    if spec == "none" or can_chat(detector):
+        return None
+    if spec == "auto":
+        return load_allm("lite", device=device) if lite_available() else None
+    return load_allm(spec, device=device)
 
 
 def main(argv: list[str] | None = None) -> int:

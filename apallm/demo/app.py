@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 1000
 EXAMPLE_QUESTIONS = ("Why is it fake?", "What about the high frequencies?", "Where is the edit?")
 NO_ALLM_NOTE = ("No audio LLM is loaded, so these answers come from the measured evidence only; free-form "
-                "answers need an ALLM (start the demo with --model or --adapter).")
+                "answers need an ALLM (start the demo with --model or --adapter, or install apallm[lite]).")
 
 
 #: label colours: spoof red, bona fide green; uncertain scores and abstentions neutral, never bold red
@@ -77,9 +77,11 @@ def rationale_markdown(analysis: Analysis) -> str:
     return "\n\n".join(lines)
 
 
-def _first_message(analysis: Analysis, detector) -> dict:
+def _first_message(analysis: Analysis, detector, talker=None) -> dict:
     if can_chat(detector):
         return {"role": "assistant", "content": f"{analysis.answer}\n\nAsk me about this clip."}
+    if talker is not None:
+        return {"role": "assistant", "content": f"{analysis.answer}\n\nAsk {talker.name} about this clip."}
     v = analysis.verdict
     said = (f"{v.display_label}: {v.rationale.frequency}." if v.score is None
             else f"{v.display_label} (P(spoof) = {v.score:.2f}).")
@@ -87,9 +89,12 @@ def _first_message(analysis: Analysis, detector) -> dict:
             "content": f"{said} {NO_ALLM_NOTE} Ask why, about the frequencies, or where an edit is."}
 
 
-def build_app(detector, *, cms: Sequence = (), limits: DemoLimits | None = None, title: str = "apallm demo"):
+def build_app(detector, *, cms: Sequence = (), limits: DemoLimits | None = None, title: str = "apallm demo",
+              chat_model=None):
     """The Gradio Blocks app. ``detector`` gives the verdict (and the chat, when it is an audio LLM); ``cms``
-    are auxiliary countermeasures whose scores are shown beside it (and given to an ALLM that takes them).
+    are auxiliary countermeasures whose scores are shown beside it (and given to an ALLM that takes them);
+    ``chat_model``, an audio LLM, answers the chat when ``detector`` cannot (the verdict stays the detector's and
+    opens the conversation).
 
     Launch it with :func:`launch` (which applies the upload limit) or ``app.launch(max_file_size=...)``.
     """
@@ -97,8 +102,11 @@ def build_app(detector, *, cms: Sequence = (), limits: DemoLimits | None = None,
 
     limits = limits or DemoLimits()
     chat = can_chat(detector)
-    if chat and detector.options.cm_scores and not cms:
-        raise ValueError(f"{detector.name} takes auxiliary countermeasure scores in its prompt: load them with "
+    talker = detector if chat else chat_model
+    if talker is not None and not can_chat(talker):
+        raise ValueError(f"the chat model {getattr(talker, 'name', talker)!r} is not an audio LLM")
+    if talker is not None and talker.options.cm_scores and not cms and not talker.cm_detectors:
+        raise ValueError(f"{talker.name} takes auxiliary countermeasure scores in its prompt: load them with "
                          f"--cm DIR (cms=[...])")
     name = getattr(detector, "name", type(detector).__name__)
     empty_cues = {"headers": CUE_HEADERS, "data": []}
@@ -121,7 +129,7 @@ def build_app(detector, *, cms: Sequence = (), limits: DemoLimits | None = None,
             log.exception("analysis failed")
             gr.Warning(f"Analysis failed: {exc}")
             return cleared(f"**Analysis failed.** {type(exc).__name__}: {html.escape(str(exc))}")
-        analysis.messages = [_first_message(analysis, detector)]
+        analysis.messages = [_first_message(analysis, detector, talker)]
         v = analysis.verdict
         status = f"Analysed **{html.escape(clip.id)}** ({clip.duration_s:.2f} s)."
         return (status, verdict_html(v, getattr(detector, "uncertain_band", UNCERTAIN_BAND)),
@@ -146,7 +154,7 @@ def build_app(detector, *, cms: Sequence = (), limits: DemoLimits | None = None,
         shown = [*analysis.messages, {"role": "user", "content": question}]
         answer = ""
         try:
-            for chunk in answer_stream(question, analysis, detector, limits):
+            for chunk in answer_stream(question, analysis, talker or detector, limits):
                 answer += chunk
                 yield [*shown, {"role": "assistant", "content": answer}], analysis, ""
         except Exception as exc:  # shown in the chat, never as a traceback
@@ -156,9 +164,14 @@ def build_app(detector, *, cms: Sequence = (), limits: DemoLimits | None = None,
         analysis.messages = [*shown, {"role": "assistant", "content": answer}]
         yield list(analysis.messages), analysis, ""
 
-    mode = (f"Chat: **{html.escape(name)}** answers with the clip's audio, spectrogram and evidence in context."
-            if chat else "Chat: no audio LLM is loaded, so it answers from the measured evidence; free-form answers "
-                         "need one (--model or --adapter).")
+    if chat:
+        mode = f"Chat: **{html.escape(name)}** answers with the clip's audio, spectrogram and evidence in context."
+    elif talker is not None:
+        mode = (f"Chat: the audio LLM **{html.escape(talker.name)}** answers free-form, with the clip's audio, "
+                f"spectrogram, evidence and this verdict in context.")
+    else:
+        mode = ("Chat: no audio LLM is loaded, so it answers from the measured evidence; free-form answers need one "
+                "(--model or --adapter; or pip install 'apallm[lite]' for the shipped lite model).")
     cm_note = f" Auxiliary countermeasures: {', '.join(cm.name for cm in cms)}." if cms else ""
     with gr.Blocks(title=title, delete_cache=(600, int(limits.cache_minutes * 60)), analytics_enabled=False) as app:
         gr.Markdown(f"## apallm: explainable speech deepfake detection\nDetector: **{html.escape(name)}**."

@@ -141,7 +141,8 @@ def answer_stream(question: str, analysis: Analysis, detector, limits: DemoLimit
         yield from _stream_sentences(evidence_answer(question, analysis, getattr(detector, "name", "the detector")))
         return
     history = [(None, analysis.answer), *analysis.turns[-ALLM_CONTEXT_TURNS:]]
-    cm = analysis.cm_scores if detector.options.cm_scores else None
+    # without auxiliary scores an ALLM that reads them runs its own (ALLMDetector.cm_detectors)
+    cm = (analysis.cm_scores or None) if detector.options.cm_scores else None
     for chunk in detector.stream(analysis.clip, question=question, history=history, cm_scores=cm,
                                  max_new_tokens=limits.chat_max_new_tokens):
         if chunk:
