@@ -135,16 +135,26 @@ def test_cue_and_cm_options_enter_the_prompt(detector):
         PromptOptions.parse("audio+video")
 
 
-def test_compact_cues_list_only_the_out_of_range_cues_without_phrases():
+def test_compact_cues_list_the_furthest_out_of_range_cues_without_phrases():
+    from apallm.allm.prompting import COMPACT_CUES
+    from apallm.evidence import _outside
+
     muffled = load_audio(brickwall_lowpass(speech_like(2.0, seed=3), 3000.0), sample_rate=SR, clip_id="lp")
     compact = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS,
                         options=PromptOptions(cues=True, compact_cues=True))
     (sample,) = compact.prepare([muffled])[0]
-    lines = sample.text.split("Measured cues outside the range of natural speech:\n")[1].splitlines()
+    block = sample.text.split("Measured cues outside the range of natural speech")[1]
+    lines = [line for line in block.splitlines() if " = " in line]
     cues = {c.name: c for c in sample.evidence.cues}
-    listed = [line.split(" = ")[0] for line in lines if " = " in line]
-    assert "bandwidth_hz" in listed and set(listed) == {n for n, c in cues.items() if c.status in ("low", "high")}
-    assert all(line.endswith((" LOW", " HIGH")) for line in lines if " = " in line)
+    out = [n for n, c in cues.items() if c.status in ("low", "high")]
+    listed = [line.split(" = ")[0] for line in lines]
+    assert "bandwidth_hz" in listed and len(listed) == min(COMPACT_CUES, len(out)) and set(listed) <= set(out)
+    assert all(line.endswith((" LOW", " HIGH")) for line in lines)
+    distance = [_outside(cues[n]) for n in listed]
+    assert distance == sorted(distance, reverse=True)
+    assert all(_outside(cues[n]) <= distance[-1] for n in set(out) - set(listed))
+    if len(out) > COMPACT_CUES:
+        assert f"({len(out) - COMPACT_CUES} more)" in block
     assert cues["bandwidth_hz"].phrase not in sample.text  # no phrases: a few tokens a cue
     full = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS, options=PromptOptions(cues=True))
     assert len(sample.text) < len(full.prepare([muffled])[0][0].text) / 2

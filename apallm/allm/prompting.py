@@ -24,7 +24,7 @@ class PromptOptions:
     spectrogram: bool = True
     cues: bool = False
     cm_scores: bool = False
-    compact_cues: bool = False  # the cues as Evidence.to_text(compact=True): out-of-range ones, no phrases
+    compact_cues: bool = False  # the cues as Evidence.to_text(compact=True): the COMPACT_CUES furthest out of range
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +45,10 @@ class PromptOptions:
         if unknown:
             raise ValueError(f"unknown input parts {sorted(unknown)}: use audio[+spectrogram][+cues][+cm]")
         return cls(spectrogram="spectrogram" in parts, cues="cues" in parts, cm_scores="cm" in parts)
+
+
+#: out-of-range cues a compact cue block lists at most (each costs about 15 tokens)
+COMPACT_CUES = 4
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,7 +81,8 @@ def user_text(evidence: Evidence | None, options: PromptOptions, cm_scores: Mapp
     if options.cues:
         if evidence is None:
             raise ValueError("the cues option needs evidence")
-        parts.append(texts["cues"].format(cues=evidence.to_text(compact=options.compact_cues)))
+        cues = (evidence.to_text(compact=True, limit=COMPACT_CUES) if options.compact_cues else evidence.to_text())
+        parts.append(texts["cues"].format(cues=cues))
     if options.cm_scores:
         if not cm_scores:
             raise ValueError("the cm_scores option needs auxiliary countermeasure scores for every clip")

@@ -86,16 +86,19 @@ class Evidence:
         return cls(clip=dict(data.get("clip", {})), cues=[Cue.from_dict(c) for c in data.get("cues", [])],
                    flags=list(data.get("flags", [])))
 
-    def to_text(self, only_notable: bool = False, compact: bool = False) -> str:
+    def to_text(self, only_notable: bool = False, compact: bool = False, limit: int | None = None) -> str:
         """A block for prompts: one line a cue, grouped by domain, out-of-range cues marked. ``compact``: the
-        out-of-range cues only, each as ``name value unit [natural lo to hi] LOW|HIGH`` without its phrase (a
-        few tokens a cue, for small LMs on CPU)."""
+        out-of-range cues only, each as ``name = value unit [natural lo to hi] LOW|HIGH`` without its phrase (a
+        few tokens a cue, for small LMs on CPU), at most ``limit`` of them, the furthest outside their range
+        (relative to its width) first."""
         if compact:
-            notable = [c for c in self.cues if c.status in ("low", "high")]
+            notable = sorted((c for c in self.cues if c.status in ("low", "high")), key=_outside, reverse=True)
             if not notable:
                 return "Measured cues: all within the range of natural speech."
-            return "Measured cues outside the range of natural speech:\n" + "\n".join(
-                c.to_text().split(": ", 1)[0] for c in notable)
+            shown = notable[:limit] if limit is not None else notable
+            more = f" ({len(notable) - len(shown)} more)" if len(shown) < len(notable) else ""
+            return f"Measured cues outside the range of natural speech{more}:\n" + "\n".join(
+                c.to_text().split(": ", 1)[0] for c in shown)
         lines = [f"Measured acoustic evidence for {self.clip.get('duration_s', 0):.2f} s of audio "
                  "(natural-speech range in brackets):"]
         if self.flags:
@@ -123,6 +126,14 @@ class Evidence:
         data.update(extra or {})
         js.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return png, js
+
+
+def _outside(cue: Cue) -> float:
+    """How far ``cue`` lies outside its natural range, in widths of the range."""
+    lo, hi = cue.range
+    if cue.value is None:
+        return 0.0
+    return max(lo - cue.value, cue.value - hi, 0.0) / max(hi - lo, 1e-9)
 
 
 def no_supporting_cue(domain: str, label: str) -> str:
