@@ -336,6 +336,22 @@ def test_the_demo_command_chats_with_lite_where_it_is_installed(default_detector
     assert chat.family == "qwen2_5_omni" and chat_model("tiny-qwen2_5-omni", chat) is None
 
 
+def test_the_demo_command_chats_with_an_adapter_folder(default_detector, tmp_path):
+    from apallm.allm import load_allm
+    from apallm.commands.demo import chat_model
+
+    det = load_allm("tiny-qwen2_5-omni", device="cpu", max_new_tokens=4)
+    det.model.save_pretrained(str(tmp_path / "base"), safe_serialization=True)  # a built-in tiny base is kept
+    det.processor.save_pretrained(str(tmp_path / "base"))
+    from apallm.training.sft import PeftSettings, apply_peft
+
+    det.model = apply_peft(det.model, det.family, PeftSettings(r=2, alpha=4))
+    det.model.save_pretrained(str(tmp_path / "adapter"))
+    det.save_config(tmp_path)
+    chat = chat_model(str(tmp_path), default_detector, device="cpu")
+    assert chat.name == f"qwen2_5_omni:{tmp_path.name}" and chat.options == det.options
+
+
 def test_allm_that_reads_cm_scores_needs_them(allm):
     from apallm.allm import PromptOptions
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from apallm.commands._common import EXIT_OK, EXIT_USAGE, fail
 from apallm.demo.limits import DemoLimits
@@ -24,7 +25,7 @@ def add_arguments(p) -> None:
                    help=f"requests that may wait ({DemoLimits.queue_size})")
     s.add_argument("--chat-model", default="auto", metavar="MODEL",
                    help="the audio LLM that answers the chat when the detector is not one: auto (the shipped lite "
-                        "model when apallm[lite] is installed), none, or a model for load_allm (auto)")
+                        "model when apallm[lite] is installed), none, a model or an adapter folder (auto)")
     s.add_argument("--max-new-tokens", type=int, default=DemoLimits.chat_max_new_tokens,
                    help=f"longest ALLM chat answer in tokens ({DemoLimits.chat_max_new_tokens})")
 
@@ -73,6 +74,8 @@ def chat_model(spec: str, detector, device: str = "auto"):
         return None
     if spec == "auto":
         return load_allm("lite", device=device) if lite_available() else None
+    if (Path(spec) / "adapter").is_dir():  # a fine-tuned folder (apallm train sft, train/lite_allm.py --out)
+        return load_allm(adapter=spec, device=device)
     return load_allm(spec, device=device)
 
 
