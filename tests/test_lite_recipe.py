@@ -87,7 +87,7 @@ def test_a_fold_trains_on_other_sources_scores_the_held_out_one_and_its_adapter_
                                               "spectrogram": "Spectrogram:"})
     args = recipe_args()
     probe = lite_allm.fresh_detector(lite_allm.VARIANTS[2], args, seed=0)
-    samples = lite_allm.load_samples(probe, toy_clips, args.window)
+    samples = lite_allm.Samples(probe, toy_clips, args.window)
     assert "Measured cues" in lite_allm.with_text(probe, samples[toy_clips[0].id], None).text
     cm = {("held",): {c.id: 0.9 if c.label == "spoof" else 0.1 for c in toy_clips}}
 

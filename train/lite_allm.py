@@ -147,16 +147,22 @@ def source_weights(groups: np.ndarray, y: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ 3. evidence and samples
 
 
-def load_samples(detector, clips: list[Clip], window_s: float) -> dict[str, object]:
-    """One :class:`apallm.allm.base.Sample` per clip (its first window), all inputs measured once; the text is
-    rendered per variant by :func:`with_text`."""
-    out, start = {}, time.time()
-    for n, c in enumerate(clips):
-        clip = split_windows(load_audio(c.path, clip_id=c.id), window_s=window_s, policy="sliding")[0]
-        out[c.id] = detector.make_sample(clip, source_id=c.id)
-        if (n + 1) % 250 == 0:
-            print(f"  evidence {n + 1}/{len(clips)} ({time.time() - start:.0f} s)", flush=True)
-    return out
+class Samples:
+    """One :class:`apallm.allm.base.Sample` per clip id (its first window, every input measured), made when first
+    asked for and kept: a run measures only the clips it draws and scores. The text is rendered per variant by
+    :func:`with_text`."""
+
+    def __init__(self, detector, clips: list[Clip], window_s: float):
+        self.detector, self.window_s = detector, window_s
+        self.clips = {c.id: c for c in clips}
+        self.made: dict[str, object] = {}
+
+    def __getitem__(self, cid: str):
+        if cid not in self.made:
+            c = self.clips[cid]
+            clip = split_windows(load_audio(c.path, clip_id=c.id), window_s=self.window_s, policy="sliding")[0]
+            self.made[cid] = self.detector.make_sample(clip, source_id=c.id)
+        return self.made[cid]
 
 
 def with_text(detector, sample, cm: float | None):
@@ -323,6 +329,8 @@ def main() -> None:
     ap.add_argument("--cm-c", type=float, default=None, help="the cm head's C (default: the shipped detector's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", choices=("all", "loso", "final"), default="all")
+    ap.add_argument("--only-fold", type=int, default=None, help="train only this fold (several processes can share "
+                                                                 "the ablations; a later run summarises)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     args.work.mkdir(parents=True, exist_ok=True)
@@ -346,9 +354,7 @@ def main() -> None:
 
     # 3. evidence, measured once
     probe = load_allm(args.model, device="cpu", options=options_of(VARIANTS[-2]), prompts=PROMPTS, window_s=args.window)
-    samples = load_samples(probe, clips, args.window)
-    del probe
-    print(f"evidence ready ({time.time() - t0:.0f} s)", flush=True)
+    samples = Samples(probe, clips, args.window)
 
     # 4. ablations
     report_path = args.work / "loso.json"
@@ -365,10 +371,14 @@ def main() -> None:
             results = []
             for k, fold in enumerate(folds):
                 path = cache / f"fold{k}-of{len(folds)}.json"
+                if args.only_fold is not None and k != args.only_fold:
+                    continue
                 if not path.is_file():
                     print(f"{variant}: fold {k + 1}/{len(folds)} holds out {fold}", flush=True)
                     path.write_text(json.dumps(run_fold(variant, fold, clips, samples, cm, args, args.seed + k)))
                 results.append(json.loads(path.read_text()))
+            if len(results) < len(folds):
+                continue  # --only-fold: the summary waits for every fold
             report[variant] = summarise(results, clips)
             rw = report[variant]["realworld_dev"]
             print(f"{variant}: pooled realworld-dev EER {rw['pooled_eer']:.3f} {rw['pooled_eer_ci95']} "
