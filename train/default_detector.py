@@ -472,7 +472,12 @@ def source_weights(ids: list[str], spoof: np.ndarray, items: list[Item]) -> np.n
     """Sample weights giving every (source, label) cell of a training set the same total weight (mean 1), so
     that a large source does not set the decision boundary (the local spoofs count as one source)."""
     group = {cid: i.group for i in items for cid in [i.id, *i.variants]}
-    cells = [(group[cid], int(lab)) for cid, lab in zip(ids, spoof, strict=True)]
+    return cell_weights([group[cid] for cid in ids], spoof)
+
+
+def cell_weights(groups, spoof) -> np.ndarray:
+    """Weights giving every (group, label) cell the same total weight, mean 1."""
+    cells = [(g, int(lab)) for g, lab in zip(groups, spoof, strict=True)]
     counts: dict[tuple[str, int], int] = {}
     for cell in cells:
         counts[cell] = counts.get(cell, 0) + 1

@@ -129,19 +129,11 @@ def cm_scores(clips: list[Clip], x: np.ndarray, held: set[str], c: float, inner_
     scores = np.full(len(clips), np.nan)
     for out in ([sorted(held)] if held else []) + inner:
         fit = ~np.isin(groups, list(held | set(out)))
-        weights = source_weights(groups[fit], y[fit])
+        weights = dd.cell_weights(groups[fit], y[fit])
         head = LogisticCalibrator.fit(x[fit], y[fit], c=c, sample_weight=weights)
         rows = np.isin(groups, out)
         scores[rows] = head.predict(x[rows])
     return scores
-
-
-def source_weights(groups: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Every (source, label) cell the same total weight, mean 1 (the default detector's balance_sources)."""
-    cells = list(zip(groups.tolist(), y.tolist(), strict=True))
-    counts = {cell: cells.count(cell) for cell in set(cells)}
-    w = np.array([1.0 / counts[cell] for cell in cells])
-    return w * len(w) / w.sum()
 
 
 # ------------------------------------------------------------------ 3. evidence and samples
@@ -183,7 +175,7 @@ def balanced_draw(clips: list[Clip], n: int, rng: np.random.Generator) -> list[C
     """``n`` clips without replacement, each (source, label) cell equally likely."""
     groups = np.array([c.group for c in clips])
     y = np.array([int(c.label == "spoof") for c in clips])
-    p = source_weights(groups, y)
+    p = dd.cell_weights(groups, y)
     idx = rng.choice(len(clips), size=min(n, len(clips)), replace=False, p=p / p.sum())
     return [clips[i] for i in idx]
 
