@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import speech_like
 
 from apallm.allm import PromptOptions, load_allm
 from apallm.allm.registry import LITE_ADAPTER
+from apallm.audio import load_audio
 from apallm.synth import make_toy_set
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +56,43 @@ def test_countermeasure_scores_come_from_heads_that_never_saw_the_fold_or_the_cl
     assert (scores == 0).all()
     # the shipped model's table: no held-out fold, every clip still scored without its own group
     assert (lite_allm.cm_scores(clips, x, set(), c=0.01, inner_groups=4) == 0).all()
+
+
+def test_fitted_countermeasure_scores_never_come_from_a_head_that_saw_the_held_out_fold(monkeypatch):
+    """``fitted``: one head per fold, trained on every training source; it scores the training clips it saw
+    (1 here) and the held-out clips it never saw (0)."""
+    groups = [f"s{k}" for k in range(6)]
+    clips = [lite_allm.Clip(f"{g}/{i}", "", "spoof" if i % 2 else "bonafide", g, "c") for g in groups for i in range(4)]
+    x = np.array([[groups.index(c.group), i % 2] for i, c in enumerate(clips)], dtype=float)
+    fits = []
+
+    class Head:
+        def __init__(self, seen):
+            self.seen = seen
+
+        def predict(self, rows):
+            return np.array([float(g in self.seen) for g in rows[:, 0]])
+
+    def fit(features, labels, c=1.0, sample_weight=None):
+        fits.append(set(features[:, 0].tolist()))
+        return Head(fits[-1])
+
+    monkeypatch.setattr(lite_allm.LogisticCalibrator, "fit", staticmethod(fit))
+    scores = lite_allm.cm_scores(clips, x, {"s1", "s4"}, c=0.01, train="fitted")
+    assert fits == [{0.0, 2.0, 3.0, 5.0}]
+    held = np.array([c.group in ("s1", "s4") for c in clips])
+    assert (scores[held] == 0).all() and (scores[~held] == 1).all()
+    with pytest.raises(ValueError, match="train must be one of"):
+        lite_allm.cm_scores(clips, x, set(), c=0.01, train="in-sample")
+
+
+def test_the_cm_prompt_line_gives_the_label_word_the_score_leans_to():
+    det = load_allm("tiny-composite", options=PromptOptions(spectrogram=False, cm_scores=True),
+                    prompts=lite_allm.PROMPTS)
+    clip = load_audio(speech_like(1.0, seed=3), sample_rate=16000, clip_id="c")
+    for score, word in ((0.83, "spoof"), (0.5, "spoof"), (0.12, "bonafide")):
+        text = det.make_sample(clip, cm_scores={"apallm-default": score}).text
+        assert f"apallm-default: P(spoof) = {score:.2f}, {word}." in text
 
 
 def test_balanced_draw_gives_every_source_and_label_the_same_chance():

@@ -11,10 +11,14 @@ Steps (seeded; the data and every finished model's scores are cached under ``--w
 1. Clips: every clip of realworld-dev (4 sources) and train-corpus (28 sources), grouped by source; each is
    seen through its first ``--window`` seconds (the lite detector's window at inference too).
 2. The countermeasure score that the ``+cm`` variant reads: the shipped default detector's design (its features:
-   the Whisper base encoder's pooled hidden states of the whole clip; a source-balanced logistic head) trained
-   out of fold, nested: a held-out clip's score comes from a head that never saw its fold, and a training clip's
-   from a head that saw neither the fold nor the clip's own group of sources (8 groups), as at inference, where
-   the shipped detector has never seen the clip either.
+   the Whisper base encoder's pooled hidden states of the whole clip; a source-balanced logistic head). A
+   held-out clip's score always comes from a head that never saw its fold. A training clip's score
+   (``--cm-train``) is either ``fitted``: from that same head, which saw the clip, so the score is as sure on the
+   training clips as the head is; or ``nested``: from a head that saw neither the fold nor the clip's own group
+   of sources (8 groups), as unsure as at inference. Nested scores match inference but teach the LM that the
+   score is a weaker cue than the training sources' own sound, which does not carry to unseen sources
+   (measured: 48.9 % against 23.0 % for the score alone); fitted scores teach it to lean on the score.
+   The prompt line gives the score and the label word it leans to.
 3. Evidence of each window: the structured spectrogram (the composite's image input) and the measured cues (as
    ``Evidence.to_text(compact=True)``: the out-of-range cues, a short line each); the target answer is
    :func:`apallm.allm.default_target` (the label, then the cues that support it, grounded by construction).
@@ -58,8 +62,14 @@ PROMPTS = {
     "instruction": "Is this speech bonafide or spoof? First line: the label. Then a line \"Frequency:\" and a "
                    "line \"Time:\" with the measured evidence.",
     "spectrogram": "The image is its spectrogram.",
+    "cm_score": "Countermeasure {name}: P(spoof) = {score:.2f}, {leaning}.",
 }
 CM_NAME = "apallm-default"  # the shipped default detector's name: the +cm prompt line names it
+
+
+def run_name(variant: str, cm_train: str) -> str:
+    """The variant's name in ``loso.json`` and its fold cache: ``+cm`` runs carry their cm design."""
+    return f"{variant} [cm {cm_train}]" if options_of(variant).cm_scores else variant
 
 
 def options_of(variant: str) -> PromptOptions:
@@ -119,19 +129,30 @@ def cm_features(clips: list[Clip], work: Path) -> np.ndarray:
     return np.stack([table[c.id] for c in clips])
 
 
-def cm_scores(clips: list[Clip], x: np.ndarray, held: set[str], c: float, inner_groups: int = 8) -> np.ndarray:
-    """P(spoof) of every clip by heads that never saw ``held`` (for held-out clips) or ``held`` and the clip's
-    own group of training sources (for the others): see the module notes."""
+CM_TRAIN = ("fitted", "nested")
+
+
+def cm_scores(clips: list[Clip], x: np.ndarray, held: set[str], c: float, inner_groups: int = 8,
+              train: str = "nested") -> np.ndarray:
+    """P(spoof) of every clip: held-out clips (in ``held``) by a head that never saw ``held``; the others by that
+    same head (``train="fitted"``) or by heads that saw neither ``held`` nor the clip's own group of training
+    sources (``"nested"``): see the module notes."""
+    if train not in CM_TRAIN:
+        raise ValueError(f"train must be one of {CM_TRAIN}, not {train!r}")
     groups = np.array([c_.group for c_ in clips])
     y = np.array([int(c_.label == "spoof") for c_ in clips])
     train_sources = sorted(set(groups) - held)
-    inner = [train_sources[k::inner_groups] for k in range(inner_groups)]
+    if train == "fitted":
+        outs = [(held, list(groups))]  # one head: fitted on the training sources, scoring every clip
+    else:
+        inner = [train_sources[k::inner_groups] for k in range(inner_groups)]
+        outs = [(held | set(out), out) for out in ([sorted(held)] if held else []) + inner]
     scores = np.full(len(clips), np.nan)
-    for out in ([sorted(held)] if held else []) + inner:
-        fit = ~np.isin(groups, list(held | set(out)))
+    for unseen, scored in outs:
+        fit = ~np.isin(groups, list(unseen))
         weights = dd.cell_weights(groups[fit], y[fit])
         head = LogisticCalibrator.fit(x[fit], y[fit], c=c, sample_weight=weights)
-        rows = np.isin(groups, out)
+        rows = np.isin(groups, scored)
         scores[rows] = head.predict(x[rows])
     return scores
 
@@ -319,6 +340,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--lora-r", type=int, default=8)
     ap.add_argument("--cm-c", type=float, default=None, help="the cm head's C (default: the shipped detector's)")
+    ap.add_argument("--cm-train", choices=CM_TRAIN, default="fitted",
+                    help="the training clips' cm scores (%(default)s; see the module notes)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", choices=("all", "loso", "final"), default="all")
     ap.add_argument("--only-fold", type=int, default=None, help="train only this fold (several processes can share "
@@ -340,7 +363,7 @@ def main() -> None:
     x = cm_features(clips, args.work)
     cm = {}
     for fold in folds + [[]]:
-        s = cm_scores(clips, x, set(fold), c)
+        s = cm_scores(clips, x, set(fold), c, train=args.cm_train)
         cm[tuple(fold)] = {cl.id: float(v) for cl, v in zip(clips, s, strict=True)}
     print(f"cm scores ready ({time.time() - t0:.0f} s)", flush=True)
 
@@ -358,7 +381,8 @@ def main() -> None:
           "loss_first": float("nan"), "loss_last": float("nan")}], clips)
     if args.stage in ("all", "loso"):
         for variant in args.variants:
-            cache = args.work / "folds" / variant
+            name = run_name(variant, args.cm_train)
+            cache = args.work / "folds" / name
             cache.mkdir(parents=True, exist_ok=True)
             results = []
             for k, fold in enumerate(folds):
@@ -371,17 +395,17 @@ def main() -> None:
                 results.append(json.loads(path.read_text()))
             if len(results) < len(folds):
                 continue  # --only-fold: the summary waits for every fold
-            report[variant] = summarise(results, clips)
-            rw = report[variant]["realworld_dev"]
-            print(f"{variant}: pooled realworld-dev EER {rw['pooled_eer']:.3f} {rw['pooled_eer_ci95']} "
+            report[name] = summarise(results, clips)
+            rw = report[name]["realworld_dev"]
+            print(f"{name}: pooled realworld-dev EER {rw['pooled_eer']:.3f} {rw['pooled_eer_ci95']} "
                   f"({time.time() - t0:.0f} s)", flush=True)
             report_path.write_text(json.dumps(report, indent=2) + "\n")
     report_path.write_text(json.dumps(report, indent=2) + "\n")
 
     # 5. the shipped model
     if args.stage in ("all", "final") and args.out is not None:
-        done = [v for v in VARIANTS if v in report]
-        best = min(done, key=lambda v: report[v]["realworld_dev"]["pooled_eer"])
+        done = [v for v in VARIANTS if run_name(v, args.cm_train) in report]
+        best = min(done, key=lambda v: report[run_name(v, args.cm_train)]["realworld_dev"]["pooled_eer"])
         print(f"shipping {best}", flush=True)
         rng = np.random.default_rng(args.seed + 100)
         det = fresh_detector(best, args, args.seed + 100)

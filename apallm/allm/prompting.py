@@ -14,7 +14,7 @@ from importlib import resources
 import yaml
 
 from apallm.evidence import Evidence
-from apallm.verdict import format_answer
+from apallm.verdict import LABEL_WORDS, format_answer
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,12 @@ def prompt_texts(overrides: Mapping[str, str] | None = None) -> dict:
     return texts
 
 
+def cm_leaning(score: float) -> str:
+    """The label word a countermeasure's P(spoof) leans to (``{leaning}`` in the ``cm_score`` prompt): a word the
+    answer can copy is easier for a small LM to use than a number."""
+    return LABEL_WORDS["spoof" if score >= 0.5 else "bonafide"]
+
+
 def user_text(evidence: Evidence | None, options: PromptOptions, cm_scores: Mapping[str, float] | None = None,
               texts: Mapping[str, str] | None = None) -> str:
     """The text part of the user turn (the audio and image parts are added by the backend). ``texts``
@@ -86,7 +92,8 @@ def user_text(evidence: Evidence | None, options: PromptOptions, cm_scores: Mapp
     if options.cm_scores:
         if not cm_scores:
             raise ValueError("the cm_scores option needs auxiliary countermeasure scores for every clip")
-        parts.extend(texts["cm_score"].format(name=name, score=float(score)) for name, score in cm_scores.items())
+        parts.extend(texts["cm_score"].format(name=name, score=float(score), leaning=cm_leaning(float(score)))
+                     for name, score in cm_scores.items())
     parts.append(texts["instruction"])
     return "\n".join(parts)
 
