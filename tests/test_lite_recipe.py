@@ -86,13 +86,14 @@ def test_fitted_countermeasure_scores_never_come_from_a_head_that_saw_the_held_o
         lite_allm.cm_scores(clips, x, set(), c=0.01, train="in-sample")
 
 
-def test_the_cm_prompt_line_gives_the_label_word_the_score_leans_to():
-    det = load_allm("tiny-composite", options=PromptOptions(spectrogram=False, cm_scores=True),
-                    prompts=lite_allm.PROMPTS)
+def test_the_cm_prompt_line_gives_the_score_and_the_label_word_it_leans_to():
     clip = load_audio(speech_like(1.0, seed=3), sample_rate=16000, clip_id="c")
+    det = lite_allm.fresh_detector("audio+cm", recipe_args(), seed=0)
     for score, word in ((0.83, "spoof"), (0.5, "spoof"), (0.12, "bonafide")):
         text = det.make_sample(clip, cm_scores={"apallm-default": score}).text
         assert f"apallm-default: P(spoof) = {score:.2f}, {word}." in text
+    plain = lite_allm.fresh_detector("audio+cm", recipe_args(cm_line="number only"), seed=0)
+    assert "apallm-default: P(spoof) = 0.83." in plain.make_sample(clip, cm_scores={"apallm-default": 0.83}).text
 
 
 def test_balanced_draw_gives_every_source_and_label_the_same_chance():
@@ -115,7 +116,8 @@ def toy_clips(tmp_path_factory):
 
 
 def recipe_args(**kw):
-    args = dict(model="tiny-composite", window=1.5, train_samples=8, batch_size=4, lr=1e-3, lora_r=4)
+    args = dict(model="tiny-composite", window=1.5, train_samples=8, batch_size=4, lr=1e-3, lora_r=4,
+                cm_line="leaning word")
     args.update(kw)
     return argparse.Namespace(**args)
 
@@ -203,3 +205,40 @@ def test_the_shipped_lite_adapter_loads_offline_and_answers(sr):
     assert 0 < verdict.score < 1 and verdict.label in ("bonafide", "spoof")
     assert parse_answer(verdict.evidence["answer"]["text"]).label == verdict.label
     assert verdict.score == pytest.approx(float(lite.score([clip])[0]), abs=1e-4)
+
+
+def test_grpo_from_a_lite_adapter_reports_its_reward_curve_and_held_out_measures(toy_clips, tmp_path, monkeypatch):
+    """train/lite_grpo.py on the tiny composite: GRPO starts from the recipe's adapter folder, reads the clips'
+    countermeasure scores from its manifest, logs the rewards of every step and measures the held-out clips
+    before and after with the same rewards."""
+    import yaml
+
+    sys.path.insert(0, str(REPO / "train"))
+    import lite_grpo
+
+    monkeypatch.setattr(lite_allm, "PROMPTS", {"system": "Detect.", "instruction": "bonafide or spoof?",
+                                              "spectrogram": "Spectrogram:"})
+    args = recipe_args()
+    det = lite_allm.fresh_detector(lite_allm.VARIANTS[-1], args, seed=0)
+    adapter = tmp_path / "sft"
+    lite_allm.write_adapter(det, adapter, "tiny-composite", {"recipe": {"variant": lite_allm.VARIANTS[-1]}})
+    config = yaml.safe_load(lite_grpo.CONFIG.read_text())
+    config["generation"]["max_new_tokens"] = 6
+    config["training"].update(max_steps=4, logging_steps=2)
+    (tmp_path / "grpo.yaml").write_text(yaml.safe_dump(config))
+    train = [c for c in toy_clips if c.group != "held"][:4]
+    held = [c for c in toy_clips if c.group == "held"][:4]
+    cm = {c.id: 0.9 if c.label == "spoof" else 0.1 for c in toy_clips}
+
+    report = lite_grpo.run_grpo(adapter, train, held, cm, "apallm-default", tmp_path / "grpo",
+                                config=tmp_path / "grpo.yaml")
+    rows = [json.loads(line) for line in (tmp_path / "grpo" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["cm_scores"] for r in rows] == [{"apallm-default": cm[c.id]} for c in train]
+    assert report["steps"] == 4 and [row["step"] for row in report["curve"]] == [2, 4]
+    assert all({"rewards/label", "rewards/format", "rewards/grounding"} <= set(row) for row in report["curve"])
+    for key in ("held_out_before", "held_out_after"):
+        measures = report[key]
+        assert measures["n"] == 4 and 0 <= measures["parse_rate"] <= 1 and measures["eer"] is not None
+        assert np.isfinite(measures["reward"])
+    assert (tmp_path / "grpo" / "adapter" / "apallm.json").is_file()
+    assert json.loads((tmp_path / "grpo" / "report.json").read_text())["steps"] == 4

@@ -62,14 +62,16 @@ PROMPTS = {
     "instruction": "Is this speech bonafide or spoof? First line: the label. Then a line \"Frequency:\" and a "
                    "line \"Time:\" with the measured evidence.",
     "spectrogram": "The image is its spectrogram.",
-    "cm_score": "Countermeasure {name}: P(spoof) = {score:.2f}, {leaning}.",
 }
+#: the +cm prompt line (``--cm-line``): the score alone, or with the label word it leans to (``{leaning}``)
+CM_LINES = {"number only": "Countermeasure {name}: P(spoof) = {score:.2f}.",
+            "leaning word": "Countermeasure {name}: P(spoof) = {score:.2f}, {leaning}."}
 CM_NAME = "apallm-default"  # the shipped default detector's name: the +cm prompt line names it
 
 
-def run_name(variant: str, cm_train: str) -> str:
+def run_name(variant: str, args) -> str:
     """The variant's name in ``loso.json`` and its fold cache: ``+cm`` runs carry their cm design."""
-    return f"{variant} [cm {cm_train}]" if options_of(variant).cm_scores else variant
+    return f"{variant} [cm {args.cm_train}, {args.cm_line}]" if options_of(variant).cm_scores else variant
 
 
 def options_of(variant: str) -> PromptOptions:
@@ -205,7 +207,8 @@ def fresh_detector(variant: str, args, seed: int):
     from apallm.training.sft import PeftSettings, apply_peft
 
     torch.manual_seed(seed)
-    det = load_allm(args.model, device="cpu", options=options_of(variant), prompts=PROMPTS, window_s=args.window,
+    det = load_allm(args.model, device="cpu", options=options_of(variant),
+                    prompts={**PROMPTS, "cm_score": CM_LINES[args.cm_line]}, window_s=args.window,
                     batch_size=8, max_new_tokens=96)
     det.model = apply_peft(det.model, det.family, PeftSettings(r=args.lora_r, alpha=2 * args.lora_r, dropout=0.0))
     return det
@@ -293,7 +296,7 @@ def write_adapter(det, out: Path, base: str, extra: dict) -> None:
     det.save_config(out, **extra)
 
 
-def check_answers(det, samples: list, labels: list[str]) -> dict:
+def check_answers(det, samples: list, labels: list[str], keep_texts: bool = False) -> dict:
     """Generated answers on ``samples``: the share that parses fully, label accuracy, and (as ``apallm eval``
     defines them, over answers with at least one recognised claim) grounded precision and contradiction rate."""
     from apallm.grounding import check_grounding
@@ -320,7 +323,7 @@ def check_answers(det, samples: list, labels: list[str]) -> dict:
             "answers_with_claims": len(precision),
             "grounded_precision": float(np.mean(precision)) if precision else None,
             "contradiction_rate": float(np.mean(contradiction)) if contradiction else None,
-            "examples": texts[:5]}
+            "examples": texts[:5], **({"texts": texts} if keep_texts else {})}
 
 
 def main() -> None:
@@ -342,6 +345,8 @@ def main() -> None:
     ap.add_argument("--cm-c", type=float, default=None, help="the cm head's C (default: the shipped detector's)")
     ap.add_argument("--cm-train", choices=CM_TRAIN, default="fitted",
                     help="the training clips' cm scores (%(default)s; see the module notes)")
+    ap.add_argument("--cm-line", choices=sorted(CM_LINES), default="leaning word",
+                    help="the +cm prompt line (%(default)s; see the module notes)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", choices=("all", "loso", "final"), default="all")
     ap.add_argument("--only-fold", type=int, default=None, help="train only this fold (several processes can share "
@@ -381,7 +386,7 @@ def main() -> None:
           "loss_first": float("nan"), "loss_last": float("nan")}], clips)
     if args.stage in ("all", "loso"):
         for variant in args.variants:
-            name = run_name(variant, args.cm_train)
+            name = run_name(variant, args)
             cache = args.work / "folds" / name
             cache.mkdir(parents=True, exist_ok=True)
             results = []
@@ -404,8 +409,8 @@ def main() -> None:
 
     # 5. the shipped model
     if args.stage in ("all", "final") and args.out is not None:
-        done = [v for v in VARIANTS if run_name(v, args.cm_train) in report]
-        best = min(done, key=lambda v: report[run_name(v, args.cm_train)]["realworld_dev"]["pooled_eer"])
+        done = [v for v in VARIANTS if run_name(v, args) in report]
+        best = min(done, key=lambda v: report[run_name(v, args)]["realworld_dev"]["pooled_eer"])
         print(f"shipping {best}", flush=True)
         rng = np.random.default_rng(args.seed + 100)
         det = fresh_detector(best, args, args.seed + 100)
