@@ -94,6 +94,10 @@ def test_the_cm_prompt_line_gives_the_score_and_the_label_word_it_leans_to():
         assert f"apallm-default: P(spoof) = {score:.2f}, {word}." in text
     plain = lite_allm.fresh_detector("audio+cm", recipe_args(cm_line="number only"), seed=0)
     assert "apallm-default: P(spoof) = 0.83." in plain.make_sample(clip, cm_scores={"apallm-default": 0.83}).text
+    graded = lite_allm.fresh_detector("audio+cm", recipe_args(cm_line="thermometer"), seed=0)
+    text = graded.make_sample(clip, cm_scores={"apallm-default": 0.63}).text
+    assert "apallm-default: P(spoof) = 0.63: " + " ".join(["spoof"] * 6 + ["bonafide"] * 3) + "." in text
+    assert ": " + " ".join(["bonafide"] * 9) + "." in graded.make_sample(clip, {"apallm-default": 0.05}).text
 
 
 def test_balanced_draw_gives_every_source_and_label_the_same_chance():

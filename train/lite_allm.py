@@ -18,7 +18,10 @@ Steps (seeded; the data and every finished model's scores are cached under ``--w
    of sources (8 groups), as unsure as at inference. Nested scores match inference but teach the LM that the
    score is a weaker cue than the training sources' own sound, which does not carry to unseen sources
    (measured: 48.9 % against 23.0 % for the score alone); fitted scores teach it to lean on the score.
-   The prompt line gives the score and the label word it leans to.
+   The prompt line (``--cm-line``) gives the score as a number, with the label word it leans to, or with a
+   thermometer of label words (one per threshold 0.1 ... 0.9): in 80 steps SmolLM2 copies words but does not
+   learn to read digits, one copied word is a two-level score (39.0 %), and the thermometer is copied as a
+   graded score (24.5 % pooled realworld-dev EER, against 23.0 % for the score alone).
 3. Evidence of each window: the structured spectrogram (the composite's image input) and the measured cues (as
    ``Evidence.to_text(compact=True)``: the out-of-range cues, a short line each); the target answer is
    :func:`apallm.allm.default_target` (the label, then the cues that support it, grounded by construction).
@@ -65,7 +68,8 @@ PROMPTS = {
 }
 #: the +cm prompt line (``--cm-line``): the score alone, or with the label word it leans to (``{leaning}``)
 CM_LINES = {"number only": "Countermeasure {name}: P(spoof) = {score:.2f}.",
-            "leaning word": "Countermeasure {name}: P(spoof) = {score:.2f}, {leaning}."}
+            "leaning word": "Countermeasure {name}: P(spoof) = {score:.2f}, {leaning}.",
+            "thermometer": "Countermeasure {name}: P(spoof) = {score:.2f}: {thermometer}."}
 CM_NAME = "apallm-default"  # the shipped default detector's name: the +cm prompt line names it
 
 
@@ -345,7 +349,7 @@ def main() -> None:
     ap.add_argument("--cm-c", type=float, default=None, help="the cm head's C (default: the shipped detector's)")
     ap.add_argument("--cm-train", choices=CM_TRAIN, default="fitted",
                     help="the training clips' cm scores (%(default)s; see the module notes)")
-    ap.add_argument("--cm-line", choices=sorted(CM_LINES), default="leaning word",
+    ap.add_argument("--cm-line", choices=sorted(CM_LINES), default="thermometer",
                     help="the +cm prompt line (%(default)s; see the module notes)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", choices=("all", "loso", "final"), default="all")

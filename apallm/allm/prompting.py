@@ -67,10 +67,20 @@ def prompt_texts(overrides: Mapping[str, str] | None = None) -> dict:
     return texts
 
 
+#: the thresholds of ``{thermometer}`` in the ``cm_score`` prompt
+THERMOMETER = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
 def cm_leaning(score: float) -> str:
     """The label word a countermeasure's P(spoof) leans to (``{leaning}`` in the ``cm_score`` prompt): a word the
     answer can copy is easier for a small LM to use than a number."""
     return LABEL_WORDS["spoof" if score >= 0.5 else "bonafide"]
+
+
+def cm_thermometer(score: float) -> str:
+    """P(spoof) as label words, one per threshold of :data:`THERMOMETER` (``{thermometer}``): "spoof" where the
+    score reaches it, else "bonafide". The share of "spoof" words grades the score in words a small LM can copy."""
+    return " ".join(LABEL_WORDS["spoof" if score >= t else "bonafide"] for t in THERMOMETER)
 
 
 def user_text(evidence: Evidence | None, options: PromptOptions, cm_scores: Mapping[str, float] | None = None,
@@ -92,7 +102,8 @@ def user_text(evidence: Evidence | None, options: PromptOptions, cm_scores: Mapp
     if options.cm_scores:
         if not cm_scores:
             raise ValueError("the cm_scores option needs auxiliary countermeasure scores for every clip")
-        parts.extend(texts["cm_score"].format(name=name, score=float(score), leaning=cm_leaning(float(score)))
+        parts.extend(texts["cm_score"].format(name=name, score=float(score), leaning=cm_leaning(float(score)),
+                                              thermometer=cm_thermometer(float(score)))
                      for name, score in cm_scores.items())
     parts.append(texts["instruction"])
     return "\n".join(parts)
