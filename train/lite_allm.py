@@ -138,6 +138,15 @@ def cm_features(clips: list[Clip], work: Path) -> np.ndarray:
 CM_TRAIN = ("fitted", "nested")
 
 
+def cm_head_c(given: float | None) -> float:
+    """The cm head's regularisation: ``given``, else the shipped default detector's."""
+    if given is not None:
+        return float(given)
+    from apallm.cm.default import WEIGHTS_DIR
+
+    return float(json.loads((WEIGHTS_DIR / "detector.json").read_text())["training"]["C"])
+
+
 def cm_scores(clips: list[Clip], x: np.ndarray, held: set[str], c: float, inner_groups: int = 8,
               train: str = "nested") -> np.ndarray:
     """P(spoof) of every clip: held-out clips (in ``held``) by a head that never saw ``held``; the others by that
@@ -147,10 +156,10 @@ def cm_scores(clips: list[Clip], x: np.ndarray, held: set[str], c: float, inner_
         raise ValueError(f"train must be one of {CM_TRAIN}, not {train!r}")
     groups = np.array([c_.group for c_ in clips])
     y = np.array([int(c_.label == "spoof") for c_ in clips])
-    train_sources = sorted(set(groups) - held)
     if train == "fitted":
         outs = [(held, list(groups))]  # one head: fitted on the training sources, scoring every clip
     else:
+        train_sources = sorted(set(groups) - held)
         inner = [train_sources[k::inner_groups] for k in range(inner_groups)]
         outs = [(held | set(out), out) for out in ([sorted(held)] if held else []) + inner]
     scores = np.full(len(clips), np.nan)
@@ -179,9 +188,13 @@ class Samples:
     def __getitem__(self, cid: str):
         if cid not in self.made:
             c = self.clips[cid]
-            clip = split_windows(load_audio(c.path, clip_id=c.id), window_s=self.window_s, policy="sliding")[0]
-            self.made[cid] = self.detector.make_sample(clip, source_id=c.id)
+            self.made[cid] = self.detector.make_sample(first_window(c, self.window_s), source_id=c.id)
         return self.made[cid]
+
+
+def first_window(c: Clip, window_s: float):
+    """The part of clip ``c`` the lite model hears: its first ``window_s`` seconds."""
+    return split_windows(load_audio(c.path, clip_id=c.id), window_s=window_s, policy="sliding")[0]
 
 
 def with_text(detector, sample, cm: float | None):
@@ -196,6 +209,11 @@ def with_text(detector, sample, cm: float | None):
 
 
 # ------------------------------------------------------------------ 4. training and scoring
+
+
+def final_draw(clips: list[Clip], n: int, seed: int) -> list[Clip]:
+    """The shipped model's training clips (a later step, e.g. GRPO's held-out set, can leave them out)."""
+    return balanced_draw(clips, n, np.random.default_rng(seed + 100))
 
 
 def balanced_draw(clips: list[Clip], n: int, rng: np.random.Generator) -> list[Clip]:
@@ -365,10 +383,7 @@ def main() -> None:
     print(f"{len(clips)} clips, {len({c.group for c in clips})} sources; folds {folds}", flush=True)
 
     # 2. the cm score, out of fold (one table per fold, and one for the shipped model)
-    from apallm.cm.default import WEIGHTS_DIR
-
-    shipped = json.loads((WEIGHTS_DIR / "detector.json").read_text())
-    c = args.cm_c if args.cm_c is not None else float(shipped["training"]["C"])
+    c = cm_head_c(args.cm_c)
     x = cm_features(clips, args.work)
     cm = {}
     for fold in folds + [[]]:
@@ -416,9 +431,8 @@ def main() -> None:
         done = [v for v in VARIANTS if run_name(v, args) in report]
         best = min(done, key=lambda v: report[run_name(v, args)]["realworld_dev"]["pooled_eer"])
         print(f"shipping {best}", flush=True)
-        rng = np.random.default_rng(args.seed + 100)
         det = fresh_detector(best, args, args.seed + 100)
-        drawn = balanced_draw(clips, args.final_samples, rng)
+        drawn = final_draw(clips, args.final_samples, args.seed)
         data = [(with_text(det, samples[cl.id], cm[()][cl.id]),
                  default_target(cl.label, samples[cl.id].evidence)) for cl in drawn]
         start = time.time()

@@ -31,7 +31,6 @@ import default_detector as dd  # noqa: E402
 import lite_allm  # noqa: E402
 
 from apallm.allm import load_allm  # noqa: E402
-from apallm.audio import load_audio, split_windows  # noqa: E402
 from apallm.metrics import compute_eer  # noqa: E402
 from apallm.training.grpo import GRPOConfig, build_grpo_trainer  # noqa: E402
 from apallm.training.rewards import weighted_rewards  # noqa: E402
@@ -73,11 +72,8 @@ def run_grpo(adapter: Path, grpo_clips: list, held: list, cm: dict[str, float] |
     labels = [c.label for c in held]
 
     def held_samples(det):
-        out = []
-        for c in held:
-            clip = split_windows(load_audio(c.path, clip_id=c.id), window_s=det.window_s, policy="sliding")[0]
-            out.append(det.make_sample(clip, {cm_name: cm[c.id]} if cm is not None else None, source_id=c.id))
-        return out
+        return [det.make_sample(lite_allm.first_window(c, det.window_s),
+                                {cm_name: cm[c.id]} if cm is not None else None, source_id=c.id) for c in held]
 
     before_det = load_allm(adapter=str(adapter), device="cpu")
     before = held_out_measures(before_det, held_samples(before_det), labels, cfg.rewards)
@@ -115,16 +111,12 @@ def main() -> None:
 
     recipe = json.loads((args.adapter / "apallm.json").read_text())["recipe"]
     clips = lite_allm.corpus_clips()
-    rng = np.random.default_rng(recipe["seed"] + 100)  # the SFT run's draw, to leave its clips out
-    sft_ids = {c.id for c in lite_allm.balanced_draw(clips, recipe["final_samples"], rng)}
+    sft_ids = {c.id for c in lite_allm.final_draw(clips, recipe["final_samples"], recipe["seed"])}
     cm = None
     if "cm" in recipe["variant"]:
-        from apallm.cm.default import WEIGHTS_DIR
-
-        c = recipe["cm_c"] if recipe.get("cm_c") is not None else json.loads(
-            (WEIGHTS_DIR / "detector.json").read_text())["training"]["C"]
         x = lite_allm.cm_features(clips, args.work)
-        scores = lite_allm.cm_scores(clips, x, set(), float(c), train=recipe.get("cm_train", "nested"))
+        scores = lite_allm.cm_scores(clips, x, set(), lite_allm.cm_head_c(recipe.get("cm_c")),
+                                     train=recipe.get("cm_train", "nested"))
         cm = {cl.id: float(s) for cl, s in zip(clips, scores, strict=True)}
     pool = [c for c in clips if c.corpus != dd.REALWORLD]
     grpo_clips = lite_allm.balanced_draw(pool, args.clips, np.random.default_rng(recipe["seed"] + 200))

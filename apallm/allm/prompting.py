@@ -71,16 +71,16 @@ def prompt_texts(overrides: Mapping[str, str] | None = None) -> dict:
 THERMOMETER = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def cm_leaning(score: float) -> str:
-    """The label word a countermeasure's P(spoof) leans to (``{leaning}`` in the ``cm_score`` prompt): a word the
-    answer can copy is easier for a small LM to use than a number."""
-    return LABEL_WORDS["spoof" if score >= 0.5 else "bonafide"]
+def cm_leaning(score: float, threshold: float = 0.5) -> str:
+    """The label word a countermeasure's P(spoof) leans to at ``threshold`` (``{leaning}`` in the ``cm_score``
+    prompt): a word the answer can copy is easier for a small LM to use than a number."""
+    return LABEL_WORDS["spoof" if score >= threshold else "bonafide"]
 
 
 def cm_thermometer(score: float) -> str:
-    """P(spoof) as label words, one per threshold of :data:`THERMOMETER` (``{thermometer}``): "spoof" where the
-    score reaches it, else "bonafide". The share of "spoof" words grades the score in words a small LM can copy."""
-    return " ".join(LABEL_WORDS["spoof" if score >= t else "bonafide"] for t in THERMOMETER)
+    """P(spoof) as label words, its leaning at each threshold of :data:`THERMOMETER` (``{thermometer}``). The
+    share of "spoof" words grades the score in words a small LM can copy."""
+    return " ".join(cm_leaning(score, t) for t in THERMOMETER)
 
 
 def user_text(evidence: Evidence | None, options: PromptOptions, cm_scores: Mapping[str, float] | None = None,
