@@ -137,13 +137,14 @@ def test_cue_and_cm_options_enter_the_prompt(detector):
 
 def test_compact_cues_list_the_furthest_out_of_range_cues_without_phrases():
     from apallm.allm.prompting import COMPACT_CUES
-    from apallm.evidence import _outside
+    from apallm.evidence import _outside, citable
 
     muffled = load_audio(brickwall_lowpass(speech_like(2.0, seed=3), 3000.0), sample_rate=SR, clip_id="lp")
     compact = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS,
                         options=PromptOptions(cues=True, compact_cues=True))
     (sample,) = compact.prepare([muffled])[0]
-    block = sample.text.split("Measured cues outside the range of natural speech")[1]
+    block, _, vocabulary = sample.text.split("Measured cues outside the range of natural speech")[1].partition(
+        "Cues a rationale may cite:")
     lines = [line for line in block.splitlines() if " = " in line]
     cues = {c.name: c for c in sample.evidence.cues}
     out = [n for n, c in cues.items() if c.status in ("low", "high")]
@@ -155,9 +156,44 @@ def test_compact_cues_list_the_furthest_out_of_range_cues_without_phrases():
     assert all(_outside(cues[n]) <= distance[-1] for n in set(out) - set(listed))
     if len(out) > COMPACT_CUES:
         assert f"({len(out) - COMPACT_CUES} more)" in block
+    # every cue a rationale may cite is given with its value, out of range or not, once
+    cited = [line.split(" = ")[0] for line in vocabulary.splitlines() if " = " in line]
+    valued = {n for n, c in cues.items() if citable(n) and c.value is not None}
+    assert set(cited) | (set(listed) & valued) == valued and not set(cited) & set(listed)
+    from apallm.allm import default_target
+    from apallm.grounding import find_claims
+    for label in ("spoof", "bonafide"):  # a trained answer can copy every value its target cites
+        for claim in find_claims(default_target(label, sample.evidence)):
+            assert claim.fields["v"] in sample.text, (label, claim.text)
     assert cues["bandwidth_hz"].phrase not in sample.text  # no phrases: a few tokens a cue
     full = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS, options=PromptOptions(cues=True))
     assert len(sample.text) < len(full.prepare([muffled])[0][0].text) / 2
+
+
+def test_compact_cues_always_give_the_values_a_rationale_may_cite():
+    import dataclasses
+
+    from apallm.allm import default_target
+    from apallm.evidence import citable, extract_evidence
+    from apallm.evidence.cues import make_cue
+    from apallm.grounding import check_grounding, find_claims
+
+    evidence = extract_evidence(load_audio(speech_like(2.0, seed=3), sample_rate=SR, clip_id="s"))
+    phase = evidence.cue("hf_phase_spread")
+    assert citable("hf_phase_spread") and phase.status == "high"
+    natural = make_cue("hf_phase_spread", sum(phase.range) / 2)
+    assert natural.status == "normal"
+    calm = dataclasses.replace(evidence, cues=[natural if c is phase else c for c in evidence.cues])
+    for ev, status in ((evidence, " HIGH"), (calm, "")):
+        for limit in (0, 2):  # the out-of-range list may leave the cited cue out: it still comes, once
+            text = ev.to_text(compact=True, limit=limit)
+            line = ev.cue("hf_phase_spread").to_text().split(": ", 1)[0]
+            assert text.count("hf_phase_spread = ") == 1 and line in text and line.endswith(f"]{status}")
+            for label in ("spoof", "bonafide"):
+                target = default_target(label, ev)
+                claims = find_claims(target)
+                assert all(c.fields["v"] in text for c in claims), (label, target)
+                assert check_grounding(target, ev).precision in (None, 1.0) or not claims
 
 
 def test_a_model_trained_on_a_detectors_score_runs_that_detector_when_given_none():

@@ -23,7 +23,8 @@ Steps (seeded; the data and every finished model's scores are cached under ``--w
    learn to read digits, one copied word is a two-level score (39.0 %), and the thermometer is copied as a
    graded score (24.5 % pooled realworld-dev EER, against 23.0 % for the score alone).
 3. Evidence of each window: the structured spectrogram (the composite's image input) and the measured cues (as
-   ``Evidence.to_text(compact=True)``: the out-of-range cues, a short line each); the target answer is
+   ``Evidence.to_text(compact=True)``: the out-of-range cues, a short line each, and the values of the cues a
+   rationale may cite); the target answer is
    :func:`apallm.allm.default_target` (the label, then the cues that support it, grounded by construction).
 4. Ablations over the inputs ``audio``, ``audio+spectrogram``, ``audio+spectrogram+cues``,
    ``audio+spectrogram+cues+cm``: for each fold of realworld-dev's sources (``--folds`` 2: two sources each;

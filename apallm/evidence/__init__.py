@@ -88,17 +88,24 @@ class Evidence:
 
     def to_text(self, only_notable: bool = False, compact: bool = False, limit: int | None = None) -> str:
         """A block for prompts: one line a cue, grouped by domain, out-of-range cues marked. ``compact``: the
-        out-of-range cues only, each as ``name = value unit [natural lo to hi] LOW|HIGH`` without its phrase (a
+        out-of-range cues, each as ``name = value unit [natural lo to hi] LOW|HIGH`` without its phrase (a
         few tokens a cue, for small LMs on CPU), at most ``limit`` of them, the furthest outside their range
-        (relative to its width) first."""
+        (relative to its width) first; then every cue of the rationale vocabulary (:func:`citable`) not listed
+        yet, whatever its status, so that an answer citing one can copy its value."""
         if compact:
             notable = sorted((c for c in self.cues if c.status in ("low", "high")), key=_outside, reverse=True)
-            if not notable:
-                return "Measured cues: all within the range of natural speech."
             shown = notable[:limit] if limit is not None else notable
             more = f" ({len(notable) - len(shown)} more)" if len(shown) < len(notable) else ""
-            return f"Measured cues outside the range of natural speech{more}:\n" + "\n".join(
-                c.to_text().split(": ", 1)[0] for c in shown)
+            head = (f"Measured cues outside the range of natural speech{more}:\n" + "\n".join(
+                c.to_text().split(": ", 1)[0] for c in shown)) if notable else \
+                "Measured cues: all within the range of natural speech."
+            # a rationale cites these with their values (Evidence.rationale), so the prompt always gives them
+            listed = {c.name for c in shown}
+            vocabulary = [c for c in self.cues if citable(c.name) and c.name not in listed and c.value is not None]
+            if not vocabulary:
+                return head
+            return head + "\nCues a rationale may cite:\n" + "\n".join(
+                c.to_text().split(": ", 1)[0] for c in vocabulary)
         lines = [f"Measured acoustic evidence for {self.clip.get('duration_s', 0):.2f} s of audio "
                  "(natural-speech range in brackets):"]
         if self.flags:
