@@ -136,8 +136,10 @@ def test_cue_and_cm_options_enter_the_prompt(detector):
 
 
 def test_compact_cues_list_the_furthest_out_of_range_cues_without_phrases():
+    from apallm.allm import default_target
     from apallm.allm.prompting import COMPACT_CUES
     from apallm.evidence import _outside, citable
+    from apallm.grounding import find_claims
 
     muffled = load_audio(brickwall_lowpass(speech_like(2.0, seed=3), 3000.0), sample_rate=SR, clip_id="lp")
     compact = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS,
@@ -160,8 +162,6 @@ def test_compact_cues_list_the_furthest_out_of_range_cues_without_phrases():
     cited = [line.split(" = ")[0] for line in vocabulary.splitlines() if " = " in line]
     valued = {n for n, c in cues.items() if citable(n) and c.value is not None}
     assert set(cited) | (set(listed) & valued) == valued and not set(cited) & set(listed)
-    from apallm.allm import default_target
-    from apallm.grounding import find_claims
     for label in ("spoof", "bonafide"):  # a trained answer can copy every value its target cites
         for claim in find_claims(default_target(label, sample.evidence)):
             assert claim.fields["v"] in sample.text, (label, claim.text)

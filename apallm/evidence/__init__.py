@@ -96,16 +96,19 @@ class Evidence:
             notable = sorted((c for c in self.cues if c.status in ("low", "high")), key=_outside, reverse=True)
             shown = notable[:limit] if limit is not None else notable
             more = f" ({len(notable) - len(shown)} more)" if len(shown) < len(notable) else ""
-            head = (f"Measured cues outside the range of natural speech{more}:\n" + "\n".join(
-                c.to_text().split(": ", 1)[0] for c in shown)) if notable else \
-                "Measured cues: all within the range of natural speech."
+            def line(c: Cue) -> str:
+                return c.to_text().split(": ", 1)[0]
+
+            if notable:
+                head = f"Measured cues outside the range of natural speech{more}:\n" + "\n".join(map(line, shown))
+            else:
+                head = "Measured cues: all within the range of natural speech."
             # a rationale cites these with their values (Evidence.rationale), so the prompt always gives them
             listed = {c.name for c in shown}
             vocabulary = [c for c in self.cues if citable(c.name) and c.name not in listed and c.value is not None]
             if not vocabulary:
                 return head
-            return head + "\nCues a rationale may cite:\n" + "\n".join(
-                c.to_text().split(": ", 1)[0] for c in vocabulary)
+            return head + "\nCues a rationale may cite:\n" + "\n".join(map(line, vocabulary))
         lines = [f"Measured acoustic evidence for {self.clip.get('duration_s', 0):.2f} s of audio "
                  "(natural-speech range in brackets):"]
         if self.flags:
