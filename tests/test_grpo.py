@@ -29,6 +29,7 @@ from apallm.training.rewards import (
     grounding_reward,
     group_advantages,
     label_reward,
+    none_statements,
     weighted_rewards,
 )
 from apallm.training.sft import SFTConfig, build_trainer, save_output
@@ -113,14 +114,40 @@ def test_rewards_per_sample_on_hand_made_answers(spoof_sample, monkeypatch):
     evidence = [ev, ev.to_dict(), ev, ev, ev]  # an Evidence or its dict
     np.testing.assert_array_equal(label_reward(answers, labels, evidence), [1, 0, 1, 1, 0])
     np.testing.assert_array_equal(format_reward(answers, labels, evidence), [1, 1, 1, 0, 0])
-    # grounded precision minus contradicted share: one of n claims contradicted -> (n-1)/n - 1/n
-    np.testing.assert_allclose(grounding_reward(answers, labels, evidence), [1, 1, (n - 2) / n, 0, 1])
+    # +1 a grounded claim, -2 a contradicted one, over the claims: one of n claims contradicted -> (n-1-2)/n
+    np.testing.assert_allclose(grounding_reward(answers, labels, evidence), [1, 1, (n - 3) / n, 0, 1])
     np.testing.assert_array_equal(consistency_reward(answers, labels, evidence), [1, 0, 1, 0, 0])
     total, parts = weighted_rewards(answers, labels, evidence, {"label": 1.0, "format": 0.5, "grounding": 0.5})
-    np.testing.assert_allclose(total, [2.0, 1.0, 1.5 + 0.5 * (n - 2) / n, 1.0, 0.5])
+    np.testing.assert_allclose(total, [2.0, 1.0, 1.5 + 0.5 * (n - 3) / n, 1.0, 0.5])
     assert set(parts) == {"label", "format", "grounding"}
     # the true label decides: the same answer is right for one clip and wrong for another
     np.testing.assert_array_equal(label_reward([grounded, grounded], ["spoof", "bonafide"]), [1, 0])
+
+
+def test_grounding_reward_pays_a_true_none_and_charges_a_claim_against_the_value(monkeypatch):
+    import apallm.evidence
+    from apallm.evidence import Evidence, make_cue
+
+    # the case the shipped lite adapter got wrong: a bona fide clip whose one citable cue is just out of range
+    monkeypatch.setattr(apallm.evidence, "citable", lambda name: name == "hf_phase_spread")
+    lo, hi = apallm.evidence.cue_specs()["hf_phase_spread"]["range"]
+    outside = Evidence(clip={}, cues=[make_cue("hf_phase_spread", hi + 0.01), make_cue("dc_offset", 0.0)])
+    inside = Evidence(clip={}, cues=[make_cue("hf_phase_spread", (lo + hi) / 2), make_cue("dc_offset", 0.0)])
+    says_none = default_target("bonafide", outside)  # nothing supports bona fide: both lines say so
+    cites = default_target("bonafide", inside)  # the cue in range is cited, the time line says none
+    assert "no frequency-domain cue" in says_none and "no frequency-domain cue" not in cites
+    wrong_value = cites.replace(f"{(lo + hi) / 2:.3f}", f"{hi + 0.01:.3f}")
+    assert wrong_value != cites
+    answers = [says_none, wrong_value, cites, says_none]
+    evidence = [outside, outside, inside, inside]
+    # true none + true none; a claim of "within" against a measured HIGH (-2) + a true none; a grounded claim +
+    # a true none; a false none (the cue supports bona fide here) + a true none
+    np.testing.assert_allclose(grounding_reward(answers, ["bonafide"] * 4, evidence), [1, -0.5, 1, -0.5])
+    assert none_statements(says_none, outside) == (2, 0) and none_statements(says_none, inside) == (1, 1)
+    # the answer's own label decides what a none claims: "no cue lies outside" under spoof holds for both clips
+    spoof_none = default_target("spoof", inside)
+    np.testing.assert_allclose(grounding_reward([spoof_none], ["bonafide"], [inside]), [1])
+    assert grounding_reward(["bonafide, sounds fine"], ["bonafide"], [inside])[0] == 0  # nothing to check
 
 
 def test_reward_inputs_are_checked():

@@ -22,7 +22,7 @@ from apallm.evidence.spectrogram import (
 )
 
 __all__ = ["Cue", "Evidence", "EvidenceConfig", "KINDS", "Spectrogram", "SpectrogramConfig", "citable", "cue_specs",
-           "no_supporting_cue",
+           "no_supporting_cue", "supports",
            "extract_evidence", "make_cue", "measure_cues", "render_spectrogram", "snap_to_patch"]
 
 
@@ -62,8 +62,7 @@ class Evidence:
     def supporting_cues(self, domain: str, label: str, limit: int = 3) -> list[Cue]:
         """The first ``limit`` citable cues of ``domain`` that support ``label`` (out of range for spoof, in
         range for bona fide), in measuring order."""
-        wanted = ("low", "high") if label == "spoof" else ("normal",)
-        return [c for c in self.by_domain(domain) if c.status in wanted and citable(c.name)][:limit]
+        return [c for c in self.by_domain(domain) if supports(c.status, label) and citable(c.name)][:limit]
 
     def _domain_rationale(self, domain: str, label: str, limit: int) -> str:
         chosen = self.supporting_cues(domain, label, limit)
@@ -144,6 +143,12 @@ def _outside(cue: Cue) -> float:
     if cue.value is None:
         return 0.0
     return max(lo - cue.value, cue.value - hi, 0.0) / max(hi - lo, 1e-9)
+
+
+def supports(status: str, label: str) -> bool:
+    """Whether a cue measured with ``status`` supports ``label``: out of range (low, high) supports spoof, in
+    range (normal) supports bona fide; an unmeasurable cue supports neither."""
+    return status in (("low", "high") if label == "spoof" else ("normal",))
 
 
 def no_supporting_cue(domain: str, label: str) -> str:
