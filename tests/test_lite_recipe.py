@@ -249,14 +249,12 @@ def test_grpo_from_a_lite_adapter_reports_its_reward_curve_and_held_out_measures
 
 
 def test_grpo_clips_come_in_equal_shares_of_answer_types(toy_clips, monkeypatch):
-    """train/lite_grpo.py's draw: as many clips where a citable cue supports the label as where none does, per
-    label, however rare a type is in the pool (here: band-limited clips labelled bona fide)."""
+    """The draw of GRPO's clips (and of the shipped model's): as many clips where a citable cue supports the
+    label as where none does, per label, however rare a type is in the pool (here: band-limited clips labelled
+    bona fide)."""
     import dataclasses
 
     import apallm.evidence
-
-    sys.path.insert(0, str(REPO / "train"))
-    import lite_grpo
 
     monkeypatch.setattr(apallm.evidence, "citable", lambda name: name == "bandwidth_hz")
     bonafide = [c for c in toy_clips if c.label == "bonafide"]
@@ -264,7 +262,7 @@ def test_grpo_clips_come_in_equal_shares_of_answer_types(toy_clips, monkeypatch)
     # band-limited audio labelled bona fide: no citable cue supports the label
     relabelled = [dataclasses.replace(c, id=f"{c.id}-as-bonafide", label="bonafide") for c in spoof[:2]]
     pool = bonafide + relabelled + spoof[2:]
-    drawn = lite_grpo.answer_type_draw(pool, 6, np.random.default_rng(0), window_s=1.5)
+    drawn = lite_allm.answer_type_draw(pool, 6, np.random.default_rng(0), window_s=1.5)
     ids = [c.id for c in drawn]
     assert len(set(ids)) == 6 and set(ids) <= {c.id for c in pool}
     types = {"rare": sum(i.endswith("-as-bonafide") for i in ids),

@@ -34,7 +34,9 @@ Steps (seeded; the data and every finished model's scores are cached under ``--w
    the held-out sources' clips. Reported per variant: pooled EER over realworld-dev's four sources, per source,
    with n and 95 % bootstrap intervals, in ``work/loso.json``.
 5. The variant with the lowest pooled EER is trained on every source with full answers (label and rationale)
-   for ``--final-samples`` clips and written to ``--out`` (the PEFT adapter, projectors inside, in float16
+   for ``--final-samples`` clips (``--final-draw answer-types``: as many clips where a citable cue supports the
+   label as where none does, per label, so that the rare answer "no cue supports bona fide" is learnt as well as
+   the others) and written to ``--out`` (the PEFT adapter, projectors inside, in float16
    safetensors; ``apallm.json``; ``loso.json``). Its answers on realworld-dev are then generated and checked:
    the share that parses, grounded precision and contradiction rate (:mod:`apallm.grounding`).
 """
@@ -137,6 +139,8 @@ def cm_features(clips: list[Clip], work: Path) -> np.ndarray:
 
 
 CM_TRAIN = ("fitted", "nested")
+#: how the shipped model's clips are drawn (:func:`final_draw`)
+FINAL_DRAWS = ("balanced", "answer-types")
 
 
 def cm_head_c(given: float | None) -> float:
@@ -212,9 +216,13 @@ def with_text(detector, sample, cm: float | None):
 # ------------------------------------------------------------------ 4. training and scoring
 
 
-def final_draw(clips: list[Clip], n: int, seed: int) -> list[Clip]:
-    """The shipped model's training clips (a later step, e.g. GRPO's held-out set, can leave them out)."""
-    return balanced_draw(clips, n, np.random.default_rng(seed + 100))
+def final_draw(clips: list[Clip], n: int, seed: int, how: str = "balanced", window_s: float = 4.0) -> list[Clip]:
+    """The shipped model's training clips (a later step, e.g. GRPO's held-out set, can leave them out):
+    :func:`balanced_draw`, or with ``how="answer-types"`` :func:`answer_type_draw`."""
+    rng = np.random.default_rng(seed + 100)
+    if how == "answer-types":
+        return answer_type_draw(clips, n, rng, window_s)
+    return balanced_draw(clips, n, rng)
 
 
 def balanced_draw(clips: list[Clip], n: int, rng: np.random.Generator) -> list[Clip]:
@@ -224,6 +232,29 @@ def balanced_draw(clips: list[Clip], n: int, rng: np.random.Generator) -> list[C
     p = dd.cell_weights(groups, y)
     idx = rng.choice(len(clips), size=min(n, len(clips)), replace=False, p=p / p.sum())
     return [clips[i] for i in idx]
+
+
+def answer_type_draw(pool: list, n: int, rng: np.random.Generator, window_s: float) -> list:
+    """``n`` clips of ``pool``, the four answer types (label x whether a citable cue of the clip's first window
+    supports the label) in equal shares where the pool allows, each type's clips a balanced draw over (source,
+    label) cells. The types are measured on a balanced draw of ``4 n`` candidates."""
+    from apallm.evidence import EvidenceConfig, citable, extract_evidence, supports
+
+    config = EvidenceConfig(render_image=False)
+    candidates = balanced_draw(pool, 4 * n, rng)
+    types: dict[tuple[str, bool], list] = {}
+    for c in candidates:
+        ev = extract_evidence(first_window(c, window_s), config)
+        supported = any(citable(q.name) and supports(q.status, c.label) for q in ev.cues)
+        types.setdefault((c.label, supported), []).append(c)
+    chosen, left = [], n
+    for k, group in enumerate(sorted(types.values(), key=len)):  # the rare types first; the rest fill up
+        take = min(len(group), left // (len(types) - k))
+        chosen += group[:take]
+        left -= take
+    print("answer types (label, supported): " + ", ".join(f"{key} {len(v)}" for key, v in sorted(types.items())),
+          flush=True)
+    return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
 def fresh_detector(variant: str, args, seed: int):
@@ -360,6 +391,8 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=4.0, help="seconds of each clip the model hears (%(default)s)")
     ap.add_argument("--train-samples", type=int, default=320, help="clips per ablation model (%(default)s)")
     ap.add_argument("--final-samples", type=int, default=240, help="clips for the shipped model (%(default)s)")
+    ap.add_argument("--final-draw", choices=FINAL_DRAWS, default="answer-types",
+                    help="how the shipped model's clips are drawn (%(default)s; see final_draw)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--check-every", type=int, default=3, help="the shipped model answers every N-th realworld-dev "
                                                                  "clip for the parse and grounding check (%(default)s)")
@@ -433,7 +466,7 @@ def main() -> None:
         best = min(done, key=lambda v: report[run_name(v, args)]["realworld_dev"]["pooled_eer"])
         print(f"shipping {best}", flush=True)
         det = fresh_detector(best, args, args.seed + 100)
-        drawn = final_draw(clips, args.final_samples, args.seed)
+        drawn = final_draw(clips, args.final_samples, args.seed, args.final_draw, args.window)
         data = [(with_text(det, samples[cl.id], cm[()][cl.id]),
                  default_target(cl.label, samples[cl.id].evidence)) for cl in drawn]
         start = time.time()

@@ -5,8 +5,8 @@ and after.
 
 1. Clips: ``--clips`` train-corpus clips for the GRPO prompts, as many of each answer type (the true label, and
    whether a citable cue of the clip supports it, so that the answer cites it or says that none does) as there
-   are (:func:`answer_type_draw`; the type where no cue supports bona fide is the rare one, and the SFT adapter
-   got it wrong); the held-out set is realworld-dev's clips that the SFT run did not train on (its draw is
+   are (:func:`lite_allm.answer_type_draw`; the type where no cue supports bona fide is the rare one, and the SFT
+   adapter got it wrong); the held-out set is realworld-dev's clips that the SFT run did not train on (its draw is
    recomputed from the seed recorded in the adapter's ``apallm.json``), ``--eval-clips`` of them at most.
    Where the adapter reads a countermeasure score, each clip's is the one the SFT recipe gave it
    (:func:`lite_allm.cm_scores` on the cached features, no fold held out).
@@ -39,29 +39,6 @@ from apallm.training.rewards import weighted_rewards  # noqa: E402
 from apallm.training.sft import save_output  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "grpo" / "lite.yaml"
-
-
-def answer_type_draw(pool: list, n: int, rng: np.random.Generator, window_s: float) -> list:
-    """``n`` clips of ``pool``, the four answer types (label x whether a citable cue of the clip's first window
-    supports the label) in equal shares where the pool allows, each type's clips a balanced draw over (source,
-    label) cells. The types are measured on a balanced draw of ``4 n`` candidates."""
-    from apallm.evidence import EvidenceConfig, citable, extract_evidence, supports
-
-    config = EvidenceConfig(render_image=False)
-    candidates = lite_allm.balanced_draw(pool, 4 * n, rng)
-    types: dict[tuple[str, bool], list] = {}
-    for c in candidates:
-        ev = extract_evidence(lite_allm.first_window(c, window_s), config)
-        supported = any(citable(q.name) and supports(q.status, c.label) for q in ev.cues)
-        types.setdefault((c.label, supported), []).append(c)
-    chosen, left = [], n
-    for k, group in enumerate(sorted(types.values(), key=len)):  # the rare types first; the rest fill up
-        take = min(len(group), left // (len(types) - k))
-        chosen += group[:take]
-        left -= take
-    print("answer types (label, supported): " + ", ".join(f"{key} {len(v)}" for key, v in sorted(types.items())),
-          flush=True)
-    return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
 def held_out_measures(det, samples: list, labels: list[str], weights: dict[str, float]) -> dict:
@@ -136,7 +113,8 @@ def main() -> None:
 
     recipe = json.loads((args.adapter / "apallm.json").read_text())["recipe"]
     clips = lite_allm.corpus_clips()
-    sft_ids = {c.id for c in lite_allm.final_draw(clips, recipe["final_samples"], recipe["seed"])}
+    sft_ids = {c.id for c in lite_allm.final_draw(clips, recipe["final_samples"], recipe["seed"],
+                                                  recipe.get("final_draw", "balanced"), recipe["window"])}
     cm = None
     if "cm" in recipe["variant"]:
         x = lite_allm.cm_features(clips, args.work)
@@ -144,7 +122,8 @@ def main() -> None:
                                      train=recipe.get("cm_train", "nested"))
         cm = {cl.id: float(s) for cl, s in zip(clips, scores, strict=True)}
     pool = [c for c in clips if c.corpus != dd.REALWORLD]
-    grpo_clips = answer_type_draw(pool, args.clips, np.random.default_rng(recipe["seed"] + 200), recipe["window"])
+    grpo_clips = lite_allm.answer_type_draw(pool, args.clips, np.random.default_rng(recipe["seed"] + 200),
+                                            recipe["window"])
     held = [c for c in clips if c.corpus == dd.REALWORLD and c.id not in sft_ids]
     held = [held[k] for k in np.linspace(0, len(held) - 1, min(args.eval_clips, len(held))).astype(int)]
     print(f"{len(grpo_clips)} GRPO clips, {len(held)} held-out realworld-dev clips", flush=True)
