@@ -34,11 +34,12 @@ Steps (seeded; the data and every finished model's scores are cached under ``--w
    the held-out sources' clips. Reported per variant: pooled EER over realworld-dev's four sources, per source,
    with n and 95 % bootstrap intervals, in ``work/loso.json``.
 5. The variant with the lowest pooled EER is trained on every source with full answers (label and rationale)
-   for ``--final-samples`` clips (``--final-draw answer-types``: as many clips where a citable cue supports the
-   label as where none does, per label, so that the rare answer "no cue supports bona fide" is learnt as well as
-   the others) and written to ``--out`` (the PEFT adapter, projectors inside, in float16
-   safetensors; ``apallm.json``; ``loso.json``). Its answers on realworld-dev are then generated and checked:
-   the share that parses, grounded precision and contradiction rate (:mod:`apallm.grounding`).
+   for ``--final-samples`` clips (each (source, label) cell equally likely; ``--final-draw answer-types`` draws
+   as many clips where a citable cue supports the label as where none does, per label, which the shipped adapter
+   did not use: tried once, its answers stopped citing any cue) and written to ``--out`` (the PEFT adapter,
+   projectors inside, in float16 safetensors; ``apallm.json``; ``loso.json``). Its answers on realworld-dev are
+   then generated and checked: the share that parses, grounded precision and contradiction rate
+   (:mod:`apallm.grounding`).
 """
 
 from __future__ import annotations
@@ -391,7 +392,7 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=4.0, help="seconds of each clip the model hears (%(default)s)")
     ap.add_argument("--train-samples", type=int, default=320, help="clips per ablation model (%(default)s)")
     ap.add_argument("--final-samples", type=int, default=240, help="clips for the shipped model (%(default)s)")
-    ap.add_argument("--final-draw", choices=FINAL_DRAWS, default="answer-types",
+    ap.add_argument("--final-draw", choices=FINAL_DRAWS, default="balanced",
                     help="how the shipped model's clips are drawn (%(default)s; see final_draw)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--check-every", type=int, default=3, help="the shipped model answers every N-th realworld-dev "
