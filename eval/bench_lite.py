@@ -64,7 +64,7 @@ def sft_samples_per_s(clips, labels, steps: int) -> tuple[float, float]:
 
     from apallm.allm import default_target
 
-    args = argparse.Namespace(model="lite-base", window=4.0, lora_r=8)
+    args = argparse.Namespace(model="lite-base", window=4.0, lora_r=8, cm_line="thermometer")  # the recipe's
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the base's projectors are untrained: that is the point
         det = lite_allm.fresh_detector(lite_allm.VARIANTS[2], args, seed=0)
