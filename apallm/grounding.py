@@ -29,7 +29,8 @@ from apallm.evidence.cues import cue_specs
 from apallm.rationale import _NUM, OUT_OF_RANGE, CueClaim, _number, find_claims
 
 __all__ = ["CONTRADICTED", "GROUNDED", "UNMEASURED", "ClaimCheck", "GroundingReport", "check_claim",
-           "check_grounding", "check_region_claims", "measurements", "same_facts", "value_tolerance"]
+           "check_grounding", "check_none_statements", "check_region_claims", "measurements", "same_facts",
+           "value_tolerance"]
 
 GROUNDED = "grounded"
 CONTRADICTED = "contradicted"
@@ -185,6 +186,27 @@ def check_grounding(rationale: str | Iterable[CueClaim], evidence, attribution=N
     out = tuple(name for name, m in measured.items() if m.get("status") in OUT_OF_RANGE)
     cited = {c.cue for c in claims}
     return GroundingReport(checks, out, tuple(name for name in out if name in cited))
+
+
+def check_none_statements(text: str, evidence) -> tuple[int, int]:
+    """How many of the rationale's "no cue lies outside / inside the range" statements (the words of
+    :func:`apallm.evidence.no_supporting_cue`) hold and how many the measurements contradict: "no
+    <domain>-domain cue ... lies outside the range" is contradicted when a citable cue of that domain was
+    measured out of range, "... inside the range" when one was measured within it."""
+    from apallm import evidence as evidence_module
+
+    measured = measurements(evidence)
+    said = text.lower()
+    held = contradicted = 0
+    for domain in ("frequency", "time"):
+        for label in ("spoof", "bonafide"):  # "outside" and "inside", the two statements of a domain
+            if evidence_module.no_supporting_cue(domain, label).lower() not in said:
+                continue
+            found = any(cue_specs().get(name, {}).get("domain") == domain and evidence_module.citable(name)
+                        and evidence_module.supports(m.get("status"), label) for name, m in measured.items())
+            contradicted += found
+            held += not found
+    return held, contradicted
 
 
 def _measured_there(text: str, attribution) -> list[tuple[tuple[int, int], dict]]:

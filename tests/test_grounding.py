@@ -273,6 +273,41 @@ def test_eval_reports_grounded_precision_and_contradiction_rate(tmp_path, capsys
     assert "### Grounding" in (tmp_path / "b" / "summary.md").read_text()
 
 
+def test_no_cue_statements_are_checked_against_the_citable_cues_of_their_domain(tmp_path, capsys):
+    import json
+
+    from apallm.commands import main
+    from apallm.evidence import citable, no_supporting_cue
+    from apallm.grounding import check_none_statements
+
+    lo, hi = cue_specs()["hf_phase_spread"]["range"]
+    assert citable("hf_phase_spread") and cue_specs()["hf_phase_spread"]["domain"] == "frequency"
+    assert not any(citable(n) for n, spec in cue_specs().items() if spec["domain"] == "time")
+    above, within = _cues(("hf_phase_spread", hi + 0.01)), _cues(("hf_phase_spread", (lo + hi) / 2))
+    says = {side: {d: no_supporting_cue(d, label) for d in ("frequency", "time")}
+            for side, label in (("outside", "spoof"), ("inside", "bonafide"))}
+    # the shipped lite adapter's miss: "no frequency-domain cue lies outside" while the cited cue is measured HIGH
+    assert check_none_statements("\n".join(says["outside"].values()), above) == (1, 1)
+    assert check_none_statements("\n".join(says["outside"].values()), within) == (2, 0)
+    assert check_none_statements("\n".join(says["inside"].values()), within) == (1, 1)
+    assert check_none_statements("spoof\nFrequency: odd\nTime: odd", above) == (0, 0)
+
+    records = [{"id": "s1", "label": "spoof", "score": 0.9, "rationale": says["outside"], "evidence": above},
+               {"id": "s2", "label": "spoof", "score": 0.8, "rationale": says["outside"], "evidence": within},
+               {"id": "b1", "label": "bonafide", "score": 0.1, "rationale": {"frequency": "fine", "time": "fine"},
+                "evidence": within}]
+    p, k = tmp_path / "p.jsonl", tmp_path / "k.tsv"
+    p.write_text("".join(json.dumps(r) + "\n" for r in records))
+    k.write_text("filename\tcm-label\ns1\tspoof\ns2\tspoof\nb1\tbonafide\n")
+    assert main(["eval", "--predictions", str(p), "--keys", str(k), "--out", str(tmp_path / "a"),
+                 "--n-boot", "0"]) == 0
+    ground = json.loads((tmp_path / "a" / "metrics.json").read_text())["predictions"]["grounding"]
+    assert (ground["n_with_none_statements"], ground["n_none_statements"], ground["n_none_contradicted"]) == (2, 4, 1)
+    assert ground["none_contradiction_rate"] == pytest.approx((0.5 + 0) / 2)
+    assert "1 of 4 contradicted" in capsys.readouterr().out
+    assert "'no cue' contradiction rate (mean) | 0.2500" in (tmp_path / "a" / "summary.md").read_text()
+
+
 def test_eval_evidence_dir_errors(tmp_path, capsys):
     from apallm.commands import main
 

@@ -19,7 +19,7 @@ from apallm.commands import main
 from apallm.datasets.manifest import read_labelled
 from apallm.evaluation import MalformedInputError, UnknownLabelError, evaluate_files
 from apallm.evaluation.inputs import read_keys
-from apallm.grounding import check_grounding
+from apallm.grounding import check_grounding, check_none_statements
 from apallm.rationale import CONSISTENT, find_claims, judge_consistency
 from apallm.synth import make_toy_set
 from apallm.training.grpo import GRPOConfig, GRPODataset, build_grpo_trainer, collate
@@ -29,7 +29,6 @@ from apallm.training.rewards import (
     grounding_reward,
     group_advantages,
     label_reward,
-    none_statements,
     weighted_rewards,
 )
 from apallm.training.sft import SFTConfig, build_trainer, save_output
@@ -143,7 +142,7 @@ def test_grounding_reward_pays_a_true_none_and_charges_a_claim_against_the_value
     # true none + true none; a claim of "within" against a measured HIGH (-2) + a true none; a grounded claim +
     # a true none; a false none (the cue supports bona fide here) + a true none
     np.testing.assert_allclose(grounding_reward(answers, ["bonafide"] * 4, evidence), [1, -0.5, 1, -0.5])
-    assert none_statements(says_none, outside) == (2, 0) and none_statements(says_none, inside) == (1, 1)
+    assert check_none_statements(says_none, outside) == (2, 0) and check_none_statements(says_none, inside) == (1, 1)
     # the answer's own label decides what a none claims: "no cue lies outside" under spoof holds for both clips
     spoof_none = default_target("spoof", inside)
     np.testing.assert_allclose(grounding_reward([spoof_none], ["bonafide"], [inside]), [1])

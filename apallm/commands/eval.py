@@ -85,5 +85,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 print(f"grounding ({ground['n_with_claims']} records with evidence and cue claims): grounded "
                       f"precision {ground['grounded_precision']:.4f}, contradiction rate "
                       f"{ground['contradiction_rate']:.4f}")
+            if ground["n_with_none_statements"]:
+                print(f"'no cue lies outside/inside the range' statements: {ground['n_none_contradicted']} of "
+                      f"{ground['n_none_statements']} contradicted (rate {ground['none_contradiction_rate']:.4f} over "
+                      f"{ground['n_with_none_statements']} records)")
         print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return EXIT_OK

@@ -166,11 +166,14 @@ def _dir_evidence(evidence_dir: Path, names: Sequence[str]) -> dict | None:
     return None
 
 
-def grounding_summary(reports: Sequence[Any], n_scored: int) -> dict[str, Any]:
-    """The ``grounding`` block from per-record :class:`apallm.grounding.GroundingReport` s (see
+def grounding_summary(reports: Sequence[Any], n_scored: int,
+                      none: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
+    """The ``grounding`` block from per-record :class:`apallm.grounding.GroundingReport` s and, per record, the
+    (held, contradicted) counts of :func:`apallm.grounding.check_none_statements` (see
     :func:`evaluate_predictions`)."""
     with_claims = [r for r in reports if r.n_claims]
     covered = [r.coverage for r in reports if r.coverage is not None]
+    with_none = [(held, bad) for held, bad in none if held + bad]
     return {
         "n_with_evidence": len(reports),
         "n_without_evidence": n_scored - len(reports),
@@ -181,6 +184,10 @@ def grounding_summary(reports: Sequence[Any], n_scored: int) -> dict[str, Any]:
         "grounded_precision": _mean([r.precision for r in with_claims]),
         "contradiction_rate": _mean([r.n_contradicted / r.n_claims for r in with_claims]),
         "coverage": _mean(covered),
+        "n_with_none_statements": len(with_none),
+        "n_none_statements": sum(held + bad for held, bad in with_none),
+        "n_none_contradicted": sum(bad for _, bad in with_none),
+        "none_contradiction_rate": _mean([bad / (held + bad) for held, bad in with_none]),
     }
 
 
@@ -204,13 +211,17 @@ def evaluate_predictions(predictions: Predictions, keys: Keys,
     within the rounding of the cue's format; contradicted when the status or a number differs), ``coverage``
     the mean over records whose clip has out-of-range cues of the share of them cited; ``n_with_evidence``,
     ``n_without_evidence``, ``n_with_claims``, and the claim counts ``n_claims``, ``n_grounded``,
-    ``n_contradicted``. The means are null when no record qualifies.
+    ``n_contradicted``; and the rationale's "no cue lies outside / inside the range" statements
+    (:func:`apallm.grounding.check_none_statements`): ``n_with_none_statements``, ``n_none_statements``,
+    ``n_none_contradicted`` and ``none_contradiction_rate``, the mean over records with such a statement of
+    contradicted / statements (one is contradicted when a citable cue of its domain was measured on the side of
+    its range that it denies). The means are null when no record qualifies.
 
     Raises:
         MissingIdsError, AmbiguousIdError, DuplicateIdError, SingleClassError; UnreadableInputError
         (``evidence_dir`` is not a folder); MalformedInputError (an evidence file that is not JSON).
     """
-    from apallm.grounding import check_grounding, measurements
+    from apallm.grounding import check_grounding, check_none_statements, measurements
 
     if evidence_dir is not None and not Path(evidence_dir).is_dir():
         raise UnreadableInputError(f"{evidence_dir}: the evidence folder does not exist", str(evidence_dir))
@@ -225,7 +236,7 @@ def evaluate_predictions(predictions: Predictions, keys: Keys,
     is_bona = trials.mask("bonafide")
     hard = (decisions[is_bona], decisions[~is_bona])
 
-    valid, verdicts, by_label, grounding = 0, [], {"bonafide": [], "spoof": []}, []
+    valid, verdicts, by_label, grounding, none = 0, [], {"bonafide": [], "spoof": []}, [], []
     for p in records:
         text, ok = rationale_text(p.answer, p.rationale)
         valid += ok
@@ -238,6 +249,7 @@ def evaluate_predictions(predictions: Predictions, keys: Keys,
             evidence = _dir_evidence(Path(evidence_dir), p.names)
         if isinstance(evidence, dict) and measurements(evidence):
             grounding.append(check_grounding(claims, evidence))
+            none.append(check_none_statements(text, evidence))
     errors = [{"id": names[0], "line": line, "error": error} for names, line, error in predictions.errors]
     block = {
         "n_records": len(predictions.records) + len(predictions.errors),
@@ -252,7 +264,7 @@ def evaluate_predictions(predictions: Predictions, keys: Keys,
         "rationale": {"n_valid": valid, "valid_rate": _share(valid, len(records))},
         "consistency": {**_consistency_counts(verdicts),
                         "by_label": {label: _consistency_counts(v) for label, v in by_label.items()}},
-        "grounding": grounding_summary(grounding, len(records)),
+        "grounding": grounding_summary(grounding, len(records), none),
     }
     return trials, block
 

@@ -102,11 +102,15 @@ def summary_markdown(result: dict[str, Any], title: str = "Spoofing countermeasu
                 ["grounded precision (mean)", _num(ground["grounded_precision"])],
                 ["contradiction rate (mean)", _num(ground["contradiction_rate"])],
                 ["coverage of out-of-range cues (mean)", _num(ground["coverage"])],
+                ["'no cue lies outside / inside' statements: contradicted / all",
+                 f"{ground['n_none_contradicted']} / {ground['n_none_statements']}"],
+                ["'no cue' contradiction rate (mean)", _num(ground["none_contradiction_rate"])],
             ])
             lines += ["", "A claim is grounded when its cue's measured status is the claimed one and its numbers "
                       "match the measurement within the rounding of the cue's format, contradicted when the "
                       "status or a number differs; means over records with at least one claim (coverage: over "
-                      "records whose clip has out-of-range cues)."]
+                      "records whose clip has out-of-range cues). A 'no cue lies outside (inside) the range' statement "
+                      "is contradicted when a citable cue of its domain was measured outside (inside) its range."]
         if block["errors"]:
             lines += ["", "Error records (not evaluated):", ""]
             lines += [f"- `{e['id']}` (line {e['line']}): {e['error']}" for e in block["errors"][:SUMMARY_ERRORS]]

@@ -15,10 +15,11 @@ Built-in rewards (:data:`REWARDS`):
 * ``format``: 1 when the answer parses fully (status ``full``: a label, a ``Frequency:`` line and a ``Time:``
   line), else 0;
 * ``grounding``: the answer's statements checked against the clip's measurements. Its cue claims
-  (:func:`apallm.grounding.check_grounding`) and its "no cue supports the label" lines
-  (:func:`apallm.evidence.no_supporting_cue`, true when no citable cue of that domain supports the answer's own
-  label) each earn 1 when they hold and cost :data:`CONTRADICTION_COST` when the measurements contradict them,
-  averaged over the statements: in [-2, 1]; 0 for an answer with no checkable statement. So an answer is best
+  (:func:`apallm.grounding.check_grounding`) and its "no cue lies outside / inside the range" lines
+  (:func:`apallm.grounding.check_none_statements`: true when no citable cue of that domain is measured on
+  that side of its range) each earn 1 when they hold and cost :data:`CONTRADICTION_COST` when the
+  measurements contradict them, averaged over the statements: in [-2, 1]; 0 for an answer with no checkable
+  statement. So an answer is best
   off saying exactly what the clip supports: citing a cue pays only when it is measured as cited, and saying that
   nothing supports the label pays only when nothing does (a reward that checked cue claims alone, and gave 0
   to an answer without any, taught a policy to cite on every clip);
@@ -36,14 +37,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from apallm import evidence as evidence_module
 from apallm._imports import resolve
-from apallm.grounding import check_grounding, measurements
+from apallm.grounding import check_grounding, check_none_statements
 from apallm.rationale import CONSISTENT, find_claims, judge_consistency
 from apallm.verdict import LABELS, parse_answer
 
 __all__ = ["CONTRADICTION_COST", "DEFAULT_WEIGHTS", "REWARDS", "consistency_reward", "format_reward",
-           "grounding_reward", "group_advantages", "label_reward", "none_statements", "resolve_reward",
+           "grounding_reward", "group_advantages", "label_reward", "resolve_reward",
            "weighted_rewards"]
 
 RewardFunction = Callable[[Sequence[str], Sequence[str], Sequence[object]], np.ndarray]
@@ -82,32 +82,12 @@ def grounding_reward(completions: Sequence[str], labels: Sequence[str], evidence
     out = []
     for text, measured in zip(completions, evidence, strict=True):
         report = check_grounding(text, measured)
-        true_none, false_none = none_statements(text, measured)
+        true_none, false_none = check_none_statements(text, measured)
         n = report.n_claims + true_none + false_none
         good = report.n_grounded + true_none
         bad = report.n_contradicted + false_none
         out.append((good - CONTRADICTION_COST * bad) / n if n else 0.0)
     return np.array(out)
-
-
-def none_statements(text: str, evidence: object) -> tuple[int, int]:
-    """How many of the answer's domain lines say that no cue supports its label (the words of
-    :func:`apallm.evidence.no_supporting_cue`) truly and falsely: true when no citable cue of that domain is
-    measured supporting the answer's own label."""
-    parsed = parse_answer(text)
-    if parsed.label is None:
-        return 0, 0
-    specs = evidence_module.cue_specs()
-    measured = measurements(evidence)
-    true = false = 0
-    for domain, line in (("frequency", parsed.frequency), ("time", parsed.time)):
-        if evidence_module.no_supporting_cue(domain, parsed.label).lower() not in (line or "").lower():
-            continue
-        supported = any(specs.get(name, {}).get("domain") == domain and evidence_module.citable(name)
-                        and evidence_module.supports(m["status"], parsed.label) for name, m in measured.items())
-        true += not supported
-        false += supported
-    return true, false
 
 
 def consistency_reward(completions: Sequence[str], labels: Sequence[str] = (), evidence: Sequence[object] = ()
