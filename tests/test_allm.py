@@ -151,13 +151,15 @@ def test_compact_cues_list_the_furthest_out_of_range_cues_without_phrases():
     cues = {c.name: c for c in sample.evidence.cues}
     out = [n for n, c in cues.items() if c.status in ("low", "high")]
     listed = [line.split(" = ")[0] for line in lines]
-    assert "bandwidth_hz" in listed and len(listed) == min(COMPACT_CUES, len(out)) and set(listed) <= set(out)
-    assert all(line.endswith((" LOW", " HIGH")) for line in lines)
-    distance = [_outside(cues[n]) for n in listed]
+    must = [n for n in out if citable(n)]  # the out-of-range cues a rationale may cite come first, always
+    assert must and listed[:len(must)] == sorted(must, key=lambda n: _outside(cues[n]), reverse=True)
+    assert "bandwidth_hz" in listed and len(listed) == min(max(COMPACT_CUES, len(must)), len(out))
+    assert set(listed) <= set(out) and all(line.split(": ")[0].endswith((" LOW", " HIGH")) for line in lines)
+    distance = [_outside(cues[n]) for n in listed[len(must):]]
     assert distance == sorted(distance, reverse=True)
     assert all(_outside(cues[n]) <= distance[-1] for n in set(out) - set(listed))
-    if len(out) > COMPACT_CUES:
-        assert f"({len(out) - COMPACT_CUES} more)" in block
+    if len(out) > len(listed):
+        assert f"({len(out) - len(listed)} more)" in block
     # every cue a rationale may cite is given with its value, out of range or not, once
     cited = [line.split(" = ")[0] for line in vocabulary.splitlines() if " = " in line]
     valued = {n for n, c in cues.items() if citable(n) and c.value is not None}
@@ -166,6 +168,7 @@ def test_compact_cues_list_the_furthest_out_of_range_cues_without_phrases():
         for claim in find_claims(default_target(label, sample.evidence)):
             assert claim.fields["v"] in sample.text, (label, claim.text)
     assert cues["bandwidth_hz"].phrase not in sample.text  # no phrases: a few tokens a cue
+    assert all(cues[n].phrase in sample.text for n in valued)  # but the claims an answer may copy, whole
     full = load_allm("tiny-qwen2_5-omni", device="cpu", prompts=SHORT_PROMPTS, options=PromptOptions(cues=True))
     assert len(sample.text) < len(full.prepare([muffled])[0][0].text) / 2
 
@@ -185,10 +188,12 @@ def test_compact_cues_always_give_the_values_a_rationale_may_cite():
     assert natural.status == "normal"
     calm = dataclasses.replace(evidence, cues=[natural if c is phase else c for c in evidence.cues])
     for ev, status in ((evidence, " HIGH"), (calm, "")):
-        for limit in (0, 2):  # the out-of-range list may leave the cited cue out: it still comes, once
+        for limit in (0, 2):  # the cited cue comes once, whatever the limit, under the heading of its side
             text = ev.to_text(compact=True, limit=limit)
             line = ev.cue("hf_phase_spread").to_text().split(": ", 1)[0]
             assert text.count("hf_phase_spread = ") == 1 and line in text and line.endswith(f"]{status}")
+            outside, _, may_cite = text.partition("Cues a rationale may cite:")
+            assert f"{line}: {ev.cue('hf_phase_spread').phrase}" in (outside if status else may_cite)
             for label in ("spoof", "bonafide"):
                 target = default_target(label, ev)
                 claims = find_claims(target)

@@ -23,9 +23,10 @@ Steps (seeded; the data and every finished model's scores are cached under ``--w
    learn to read digits, one copied word is a two-level score (39.0 %), and the thermometer is copied as a
    graded score (24.5 % pooled realworld-dev EER, against 23.0 % for the score alone).
 3. Evidence of each window: the structured spectrogram (the composite's image input) and the measured cues (as
-   ``Evidence.to_text(compact=True)``: the out-of-range cues, a short line each, and the values of the cues a
-   rationale may cite); the target answer is :func:`apallm.allm.default_target` (the label, then the cues that
-   support it, grounded by construction).
+   ``Evidence.to_text(compact=True)``: the out-of-range cues, a short line each, and the cues a rationale
+   may cite with their values and phrases, each under the heading of its side of the range); the target
+   answer is :func:`apallm.allm.default_target` (the label, then the cues that support it, grounded by
+   construction).
 4. Ablations over the inputs ``audio``, ``audio+spectrogram``, ``audio+spectrogram+cues``,
    ``audio+spectrogram+cues+cm``: for each fold of realworld-dev's sources (``--folds`` 2: two sources each;
    4: one each), the lite model gets fresh projectors and a LoRA adapter, trains on ``--train-samples`` clips

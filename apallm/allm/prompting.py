@@ -24,7 +24,7 @@ class PromptOptions:
     spectrogram: bool = True
     cues: bool = False
     cm_scores: bool = False
-    compact_cues: bool = False  # the cues as Evidence.to_text(compact=True): the COMPACT_CUES furthest out of range
+    compact_cues: bool = False  # the cues as Evidence.to_text(compact=True): short lines, the citable cues in full
 
     def to_dict(self) -> dict:
         return asdict(self)

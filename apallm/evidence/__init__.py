@@ -88,15 +88,18 @@ class Evidence:
     def to_text(self, only_notable: bool = False, compact: bool = False, limit: int | None = None) -> str:
         """A block for prompts: one line a cue, grouped by domain, out-of-range cues marked. ``compact``: the
         out-of-range cues, each as ``name = value unit [natural lo to hi] LOW|HIGH`` without its phrase (a
-        few tokens a cue, for small LMs on CPU), at most ``limit`` of them, the furthest outside their range
-        (relative to its width) first; then every cue of the rationale vocabulary (:func:`citable`) not listed
-        yet, whatever its status, so that an answer citing one can copy its value."""
+        few tokens a cue, for small LMs on CPU): those a rationale may cite (:func:`citable`) always, then the
+        others, furthest outside their range (relative to its width) first, up to ``limit`` lines in all;
+        then the citable cues within their range. A citable cue is listed once, under the heading of its side
+        of the range, and with its phrase, the claim an answer citing it makes (value and status included)."""
         if compact:
-            notable = sorted((c for c in self.cues if c.status in ("low", "high")), key=_outside, reverse=True)
-            shown = notable[:limit] if limit is not None else notable
+            notable = sorted((c for c in self.cues if c.status in ("low", "high")),
+                             key=lambda c: (citable(c.name), _outside(c)), reverse=True)
+            must = sum(citable(c.name) for c in notable)
+            shown = notable[:max(limit, must)] if limit is not None else notable
             more = f" ({len(notable) - len(shown)} more)" if len(shown) < len(notable) else ""
-            def line(c: Cue) -> str:
-                return c.to_text().split(": ", 1)[0]
+            def line(c: Cue) -> str:  # a citable cue keeps its phrase: the words a grounded answer copies
+                return c.to_text() if citable(c.name) else c.to_text().split(": ", 1)[0]
 
             if notable:
                 head = f"Measured cues outside the range of natural speech{more}:\n" + "\n".join(map(line, shown))
