@@ -195,6 +195,7 @@ def check_none_statements(text: str, evidence) -> tuple[int, int]:
     measured out of range, "... inside the range" when one was measured within it."""
     from apallm import evidence as evidence_module
 
+    specs = cue_specs()
     measured = measurements(evidence)
     said = text.lower()
     held = contradicted = 0
@@ -202,7 +203,7 @@ def check_none_statements(text: str, evidence) -> tuple[int, int]:
         for label in ("spoof", "bonafide"):  # "outside" and "inside", the two statements of a domain
             if evidence_module.no_supporting_cue(domain, label).lower() not in said:
                 continue
-            found = any(cue_specs().get(name, {}).get("domain") == domain and evidence_module.citable(name)
+            found = any(specs.get(name, {}).get("domain") == domain and evidence_module.citable(name)
                         and evidence_module.supports(m.get("status"), label) for name, m in measured.items())
             contradicted += found
             held += not found

@@ -143,7 +143,7 @@ def test_grounding_reward_pays_a_true_none_and_charges_a_claim_against_the_value
     # a true none; a false none (the cue supports bona fide here) + a true none
     np.testing.assert_allclose(grounding_reward(answers, ["bonafide"] * 4, evidence), [1, -0.5, 1, -0.5])
     assert check_none_statements(says_none, outside) == (2, 0) and check_none_statements(says_none, inside) == (1, 1)
-    # the answer's own label decides what a none claims: "no cue lies outside" under spoof holds for both clips
+    # a none line is checked for what it says, whatever the label: "no cue lies outside" holds on the calm clip
     spoof_none = default_target("spoof", inside)
     np.testing.assert_allclose(grounding_reward([spoof_none], ["bonafide"], [inside]), [1])
     assert grounding_reward(["bonafide, sounds fine"], ["bonafide"], [inside])[0] == 0  # nothing to check

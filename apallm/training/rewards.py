@@ -16,13 +16,12 @@ Built-in rewards (:data:`REWARDS`):
   line), else 0;
 * ``grounding``: the answer's statements checked against the clip's measurements. Its cue claims
   (:func:`apallm.grounding.check_grounding`) and its "no cue lies outside / inside the range" lines
-  (:func:`apallm.grounding.check_none_statements`: true when no citable cue of that domain is measured on
-  that side of its range) each earn 1 when they hold and cost :data:`CONTRADICTION_COST` when the
-  measurements contradict them, averaged over the statements: in [-2, 1]; 0 for an answer with no checkable
-  statement. So an answer is best
-  off saying exactly what the clip supports: citing a cue pays only when it is measured as cited, and saying that
-  nothing supports the label pays only when nothing does (a reward that checked cue claims alone, and gave 0
-  to an answer without any, taught a policy to cite on every clip);
+  (:func:`apallm.grounding.check_none_statements`: true when no citable cue of that domain is measured on that
+  side of its range) each earn 1 when they hold and cost :data:`CONTRADICTION_COST` when the measurements
+  contradict them, averaged over the statements: in [-2, 1]; 0 for an answer with no checkable statement. So an
+  answer is best off saying exactly what the clip supports: citing a cue pays only when it is measured as cited,
+  and saying that nothing supports the label pays only when nothing does (a reward that checked cue claims alone,
+  and gave 0 to an answer without any, taught a policy to cite on every clip);
 * ``consistency``: 1 when the answer's label and its claims agree (:func:`apallm.rationale.judge_consistency`
   says consistent), else 0 (inconsistent, unverifiable, or no label).
 
