@@ -56,7 +56,7 @@ def tone_detector(tmp_path_factory):
 
 def test_pooled_attribution_finds_a_planted_tone_in_its_span_in_four_passes(tone_detector):
     x = _with_tone(speech_like(3.0, seed=7), START_S, END_S)
-    att = attribute(tone_detector, x)
+    att = attribute(tone_detector, x, precision="float32")
     assert tone_detector.pools_frames and att.cost_passes == 1 + len(BANDS) and att.n_variants == len(BANDS)
     assert att.score == pytest.approx(float(tone_detector.score([x])[0]), abs=1e-4)
     assert att.score > 0.5
@@ -142,7 +142,8 @@ def test_evidence_command_writes_the_attribution_image_and_json(tmp_path):
 
     assert main(["evidence", str(example_path()), "--out", str(tmp_path), "--attribution", "--json"]) == 0
     data = json.loads((tmp_path / "example_espeak.json").read_text())
-    assert data["attribution"]["detector"] == "apallm-default" and data["attribution"]["cost_passes"] == 4
+    lowp = "bfloat16" in data["attribution"]["mask"]  # bands in bfloat16 add a bfloat16 pass of the clip
+    assert data["attribution"]["detector"] == "apallm-default" and data["attribution"]["cost_passes"] == 4 + lowp
     assert len(data["attribution"]["spans"]) == 12 and len(data["attribution"]["bands"]) == len(BANDS)
     assert (tmp_path / "example_espeak_attribution.png").stat().st_size > 0
     assert main(["evidence", str(example_path()), "--out", str(tmp_path), "--attribution", "no-such-detector"]) == 2
@@ -159,3 +160,41 @@ def test_demo_draws_the_attribution_and_answers_where_from_it(tone_detector):
     assert image.size[1] > 448  # the strip under the plot
     answer = "".join(evidence_answer("where is the evidence?", analysis))
     assert "P(spoof) drops most at" in answer and "1.50-2.00 s" in answer
+
+
+def test_band_masks_in_the_encoder_spectrogram_replace_the_band_by_the_floor_and_leave_the_rest():
+    from apallm.frontends.whisper import mask_bands, power_spectrogram
+
+    x = _with_tone(speech_like(3.0, seed=5), START_S, END_S)
+    power = power_spectrogram(torch.from_numpy(x)[None])
+    freqs = np.arange(power.shape[1]) * 40.0
+    band = (freqs >= 1000) & (freqs < 4000)
+    (floor,), (zero,) = mask_bands(power, [(1000.0, 4000.0)]), mask_bands(power, [(1000.0, 4000.0)], fill="zero")
+    assert torch.equal(floor[0, ~band], power[0, ~band]) and torch.equal(zero[0, ~band], power[0, ~band])
+    assert float(zero[0, band].abs().max()) == 0.0
+    tone_bin, during = int(TONE_HZ / 40), slice(int(START_S * 100) + 2, int(END_S * 100) - 2)
+    # the bin reads as noise at its floor (the exponential draws average to it), the tone is gone
+    assert float(floor[0, tone_bin].mean()) == pytest.approx(float(power[0, tone_bin].quantile(0.1)), rel=0.25)
+    assert float(floor[0, tone_bin, during].mean()) < 0.01 * float(power[0, tone_bin, during].mean())
+    (top,) = mask_bands(power, [(4000.0, 8000.0)])
+    assert not torch.equal(top[0, -1], power[0, -1])  # a band that reaches 8 kHz includes its last bin
+    with pytest.raises(ValueError, match="fill must be"):
+        mask_bands(power, [(0.0, 1000.0)], fill="band")
+
+
+def test_pooled_attribution_finds_the_planted_tone_in_its_band(tone_detector):
+    att = attribute(tone_detector, _with_tone(speech_like(3.0, seed=7), START_S, END_S))
+    best = max(att.bands, key=lambda r: r.delta)
+    assert (best.lo_hz, best.hi_hz) == (1000.0, 4000.0) and best.delta > 0.1
+    assert all(r.delta < 0.02 for r in att.bands if r is not best)
+
+
+def test_bfloat16_band_passes_give_the_float32_deltas_within_a_few_hundredths(tone_detector):
+    x = _with_tone(speech_like(3.0, seed=7), START_S, END_S)
+    exact, lowp = attribute(tone_detector, x, precision="float32"), attribute(tone_detector, x, precision="bfloat16")
+    assert lowp.score == exact.score and lowp.cost_passes == 2 + len(BANDS) and "bfloat16" in lowp.mask
+    assert [r.delta for r in lowp.spans] == [r.delta for r in exact.spans]  # spans keep the float32 pass
+    for a, b in zip(exact.bands + exact.cells, lowp.bands + lowp.cells, strict=True):
+        assert (a.lo_hz, a.start_s) == (b.lo_hz, b.start_s) and b.delta == pytest.approx(a.delta, abs=0.03)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        attribute(tone_detector, x, precision="half")

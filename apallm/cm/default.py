@@ -186,6 +186,20 @@ class DefaultDetector(Detector):
             raise ValueError(f"{self.name}: the head does not read pooled front-end frames only")
         return self.frontends[0].frame_states(waveforms, self.recipe.frontend_layers)
 
+    def band_states(self, waveform: np.ndarray, bands: Sequence[tuple[float, float] | None], *,
+                    fill: str = "floor", seed: int = 0, dtype: torch.dtype | None = None) -> list[list[torch.Tensor]]:
+        """:meth:`frame_states` of a copy of one 16 kHz waveform per band, the band masked in the encoder's own
+        spectrogram (None: unmasked), the encoder run in ``dtype``
+        (:meth:`apallm.frontends.whisper.WhisperFrontEnd.band_masked_states`). Only when :attr:`pools_frames`."""
+        if not self.pools_frames:
+            raise ValueError(f"{self.name}: the head does not read pooled front-end frames only")
+        return self.frontends[0].band_masked_states(waveform, bands, self.recipe.frontend_layers, fill=fill,
+                                                    seed=seed, dtype=dtype)
+
+    def score_pooled(self, pooled: np.ndarray) -> np.ndarray:
+        """P(spoof) from pooled vectors ``(N, features)`` as :func:`apallm.frontends.base.pool_states` gives them."""
+        return self.head.predict(np.atleast_2d(pooled))
+
     def score_states(self, states: Sequence[Sequence[torch.Tensor]], weights: Sequence | None = None) -> np.ndarray:
         """P(spoof) from :meth:`frame_states` output, each clip's frames weighted by its ``weights`` entry (None:
         all 1; a ``(K, T)`` matrix scores K weightings of that clip, one after the other in the result)."""
@@ -194,7 +208,7 @@ class DefaultDetector(Detector):
         weights = weights if weights is not None else [None] * len(states)
         with torch.inference_mode():
             rows = [np.atleast_2d(pool_states(s, w).numpy()) for s, w in zip(states, weights, strict=True)]
-        return self.head.predict(np.concatenate(rows)) if rows else np.zeros(0)
+        return self.score_pooled(np.concatenate(rows)) if rows else np.zeros(0)
 
 
 def load_frontend(directory: Path, name: str):

@@ -14,8 +14,10 @@ into 30-s pieces (their frames are concatenated).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from apallm.frontends.base import FrontEnd
+from apallm.frontends.base import SAMPLE_RATE, FrontEnd
 
 N_FFT, HOP = 400, 160
 
@@ -36,15 +38,72 @@ def mel_filters(n_mels: int = 80) -> np.ndarray:
                            max_frequency=8000.0, sampling_rate=16000, norm="slaney", mel_scale="slaney")
 
 
+def power_spectrogram(waveform: Tensor) -> Tensor:
+    """The power spectrogram ``(B, N_FFT // 2 + 1, L // 160)`` Whisper's features start from (25-ms Hann window,
+    10-ms hop; bin k is at ``k * 40`` Hz)."""
+    window = torch.hann_window(N_FFT, device=waveform.device)
+    stft = torch.stft(waveform.float(), N_FFT, HOP, window=window, return_complex=True)
+    return stft[..., :-1].abs() ** 2
+
+
 def log_mel(waveform: Tensor, filters: Tensor) -> Tensor:
     """Whisper's log-mel features ``(B, n_mels, L // 160)`` of ``(B, L)`` 16 kHz waveforms (each floored at its
     own maximum minus 8)."""
-    window = torch.hann_window(N_FFT, device=waveform.device)
-    stft = torch.stft(waveform.float(), N_FFT, HOP, window=window, return_complex=True)
-    power = stft[..., :-1].abs() ** 2
+    return log_mel_of_power(power_spectrogram(waveform), filters)
+
+
+def log_mel_of_power(power: Tensor, filters: Tensor) -> Tensor:
+    """:func:`log_mel` from a :func:`power_spectrogram`."""
     mel = (filters.T.to(power) @ power).clamp(min=1e-10).log10()
     floor = mel.amax(dim=(1, 2), keepdim=True) - 8.0
     return (torch.maximum(mel, floor) + 4.0) / 4.0
+
+
+def mask_bands(power: Tensor, bands: Sequence[tuple[float, float]], *, fill: str = "floor",
+               floor_percentile: float = 10.0, seed: int = 0) -> list[Tensor]:
+    """A copy of a :func:`power_spectrogram` ``(1, bins, frames)`` per ``(lo_hz, hi_hz)`` band, the band's bins
+    (a band that reaches 8 kHz includes it) replaced over every frame: by noise at the clip's noise floor
+    (``fill="floor"``: the ``floor_percentile`` of the bin's power over frames times an exponential draw per
+    bin and frame, which is how the power of noise at that level reads in a spectrogram), or by nothing
+    (``fill="zero"``). The other bins are left as they are."""
+    if fill not in ("floor", "zero"):
+        raise ValueError(f"fill must be 'floor' or 'zero', got {fill!r}")
+    freqs = torch.arange(power.shape[1], device=power.device) * (SAMPLE_RATE / N_FFT)
+    floor = torch.quantile(power[0], floor_percentile / 100.0, dim=1)
+    rng = np.random.default_rng(seed)
+    out = []
+    for lo_hz, hi_hz in bands:
+        rows = (freqs >= lo_hz) & ((freqs < hi_hz) | (hi_hz >= SAMPLE_RATE / 2))
+        masked = power.clone()
+        if fill == "zero":
+            masked[0, rows] = 0.0
+        else:
+            draw = torch.from_numpy(rng.exponential(size=(int(rows.sum()), power.shape[2]))).to(power)
+            masked[0, rows] = floor[rows, None] * draw
+        out.append(masked)
+    return out
+
+
+@functools.cache
+def bfloat16_is_faster(threads: int | None = None) -> bool:
+    """Whether this CPU multiplies bfloat16 matrices clearly faster than float32 ones (native bfloat16 units,
+    such as AMX or AVX512-BF16), timed once on a matrix the size of a Whisper layer's (``threads``: the torch
+    thread count it was timed at; callers pass ``torch.get_num_threads()``)."""
+    import time
+
+    a = torch.randn(256, 512)
+    b = torch.randn(512, 2048)
+
+    def best(x, y):
+        x @ y
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            x @ y
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return best(a.bfloat16(), b.bfloat16()) < 0.6 * best(a, b)
 
 
 class WhisperFrontEnd(FrontEnd):
@@ -95,9 +154,46 @@ class WhisperFrontEnd(FrontEnd):
             raise ValueError(f"a (batch, samples) waveform is needed, got shape {tuple(waveform.shape)}")
         if waveform.shape[1] < N_FFT:
             waveform = F.pad(waveform, (0, N_FFT - waveform.shape[1]))
-        mel = log_mel(waveform, self.filters)
-        pieces = [self._encode(mel[..., s:s + self.max_frames]) for s in range(0, mel.shape[-1], self.max_frames)
-                  if mel.shape[-1] - s >= 2 or s == 0]
+        return self._states_of_mel(log_mel(waveform, self.filters))
+
+    def band_masked_states(self, waveform, bands: Sequence[tuple[float, float] | None],
+                           layers: str | Sequence[int] = "all", *, fill: str = "floor", floor_percentile: float = 10.0,
+                           seed: int = 0, dtype: torch.dtype | None = None) -> list[list[Tensor]]:
+        """For one 16 kHz waveform, the hidden states ``layers`` names (as :meth:`frame_states` gives them) of a
+        copy per ``(lo_hz, hi_hz)`` band with that band masked over the whole clip in the encoder's own power
+        spectrogram (:func:`mask_bands`): the mask :func:`apallm.attribution.mask_region` puts in a waveform, made
+        where the encoder reads it, so no resynthesis and no second spectrogram. A band of None: the clip as it
+        is. One encoder pass a band, in ``dtype`` (None: the encoder's own; ``torch.bfloat16`` runs a bfloat16
+        copy of the encoder, made once)."""
+        keep = self.state_indices(layers)
+        wave = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).reshape(1, -1)
+        if wave.shape[1] < N_FFT:
+            wave = F.pad(wave, (0, N_FFT - wave.shape[1]))
+        power = power_spectrogram(wave.to(self.filters.device))
+        masked = iter(mask_bands(power, [b for b in bands if b is not None], fill=fill,
+                                 floor_percentile=floor_percentile, seed=seed))
+        encoder = self._encoder_in(dtype)
+        out = []
+        for band in bands:
+            with torch.inference_mode():
+                states = self._states_of_mel(log_mel_of_power(power if band is None else next(masked), self.filters),
+                                             encoder)
+            out.append([states[i][0].float().cpu() for i in keep])
+        return out
+
+    def _encoder_in(self, dtype: torch.dtype | None):
+        if dtype is None or dtype == self.encoder.conv1.weight.dtype:
+            return self.encoder
+        copies = self.__dict__.setdefault("_encoder_copies", {})  # not a submodule: no state_dict entry
+        if dtype not in copies:
+            import copy
+
+            copies[dtype] = copy.deepcopy(self.encoder).to(dtype)
+        return copies[dtype]
+
+    def _states_of_mel(self, mel: Tensor, encoder=None) -> list[Tensor]:
+        pieces = [self._encode(mel[..., s:s + self.max_frames], encoder)
+                  for s in range(0, mel.shape[-1], self.max_frames) if mel.shape[-1] - s >= 2 or s == 0]
         return [torch.cat(p, dim=1) for p in zip(*pieces, strict=True)]
 
     def encode_mel(self, mel: Tensor) -> Tensor:
@@ -105,8 +201,8 @@ class WhisperFrontEnd(FrontEnd):
         counterpart of CTranslate2's ``Whisper.encode``)."""
         return self._encode(mel)[-1]
 
-    def _encode(self, mel: Tensor) -> list[Tensor]:
-        enc = self.encoder
+    def _encode(self, mel: Tensor, encoder=None) -> list[Tensor]:
+        enc = self.encoder if encoder is None else encoder
         dtype = enc.conv1.weight.dtype
         x = F.gelu(enc.conv1(mel.to(dtype)))
         x = F.gelu(enc.conv2(x)).transpose(1, 2)
