@@ -115,7 +115,8 @@ def test_rewards_per_sample_on_hand_made_answers(spoof_sample, monkeypatch):
     np.testing.assert_array_equal(format_reward(answers, labels, evidence), [1, 1, 1, 0, 0])
     # +1 a grounded claim, -2 a contradicted one, over the claims: one of n claims contradicted -> (n-1-2)/n
     np.testing.assert_allclose(grounding_reward(answers, labels, evidence), [1, 1, (n - 3) / n, 0, 1])
-    np.testing.assert_array_equal(consistency_reward(answers, labels, evidence), [1, 0, 1, 0, 0])
+    # the wrong label argues against its own spoof claims (-1); no claim or no label cannot be judged (0)
+    np.testing.assert_array_equal(consistency_reward(answers, labels, evidence), [1, -1, 1, 0, 0])
     total, parts = weighted_rewards(answers, labels, evidence, {"label": 1.0, "format": 0.5, "grounding": 0.5})
     np.testing.assert_allclose(total, [2.0, 1.0, 1.5 + 0.5 * (n - 3) / n, 1.0, 0.5])
     assert set(parts) == {"label", "format", "grounding"}

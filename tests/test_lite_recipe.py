@@ -239,10 +239,12 @@ def test_grpo_from_a_lite_adapter_reports_its_reward_curve_and_held_out_measures
     rows = [json.loads(line) for line in (tmp_path / "grpo" / "manifest.jsonl").read_text().splitlines()]
     assert [r["cm_scores"] for r in rows] == [{"apallm-default": cm[c.id]} for c in train]
     assert report["steps"] == 4 and [row["step"] for row in report["curve"]] == [2, 4]
-    assert all({"rewards/label", "rewards/format", "rewards/grounding"} <= set(row) for row in report["curve"])
+    assert all({"rewards/label", "rewards/format", "rewards/grounding", "rewards/consistency"} <= set(row)
+               for row in report["curve"])
     for key in ("held_out_before", "held_out_after"):
         measures = report[key]
         assert measures["n"] == 4 and 0 <= measures["parse_rate"] <= 1 and measures["eer"] is not None
+        assert 0 <= measures["inconsistent"] <= 4 and 0 <= measures["none_contradicted"] <= measures["none_statements"]
         assert np.isfinite(measures["reward"])
     assert (tmp_path / "grpo" / "adapter" / "apallm.json").is_file()
     assert json.loads((tmp_path / "grpo" / "report.json").read_text())["steps"] == 4

@@ -353,9 +353,13 @@ def write_adapter(det, out: Path, base: str, extra: dict) -> None:
 
 
 def check_answers(det, samples: list, labels: list[str], keep_texts: bool = False) -> dict:
-    """Generated answers on ``samples``: the share that parses fully, label accuracy, and (as ``apallm eval``
-    defines them, over answers with at least one recognised claim) grounded precision and contradiction rate."""
-    from apallm.grounding import check_grounding
+    """Generated answers on ``samples``: the share that parses fully, label accuracy, the ``grounding`` block of
+    ``apallm eval`` (:func:`apallm.evaluation.core.grounding_summary`: grounded precision and contradiction rate
+    over answers with a recognised claim, and the "no cue lies outside / inside" lines the measurements
+    contradict) and how many answers cite cues that argue against their own label."""
+    from apallm.evaluation.core import grounding_summary
+    from apallm.grounding import check_grounding, check_none_statements
+    from apallm.rationale import INCONSISTENT, find_claims, judge_consistency
     from apallm.verdict import parse_answer
 
     texts = []
@@ -365,20 +369,24 @@ def check_answers(det, samples: list, labels: list[str], keep_texts: bool = Fals
             gen = det.model.generate(**enc, max_new_tokens=det.max_new_tokens, do_sample=False,
                                      pad_token_id=det.tokenizer.pad_token_id)
         texts += det.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    parsed, correct, precision, contradiction = 0, 0, [], []
+    parsed, correct, inconsistent, reports, none = 0, 0, 0, [], []
     for sample, text, label in zip(samples, texts, labels, strict=True):
         answer = parse_answer(text)
         parsed += answer.status == "full"
         correct += answer.label == label
-        report = check_grounding(f"{answer.frequency or ''}\n{answer.time or ''}", sample.evidence)
-        if report.n_claims:
-            precision.append(report.precision)
-            contradiction.append(report.n_contradicted / report.n_claims)
+        rationale = f"{answer.frequency or ''}\n{answer.time or ''}"
+        reports.append(check_grounding(rationale, sample.evidence))
+        none.append(check_none_statements(rationale, sample.evidence))
+        inconsistent += answer.label is not None and judge_consistency(answer.label,
+                                                                       find_claims(rationale)) == INCONSISTENT
     n = len(samples)
+    grounding = grounding_summary(reports, n, none)
     return {"n": n, "parse_rate": parsed / n, "label_accuracy": correct / n,
-            "answers_with_claims": len(precision),
-            "grounded_precision": float(np.mean(precision)) if precision else None,
-            "contradiction_rate": float(np.mean(contradiction)) if contradiction else None,
+            "answers_with_claims": grounding["n_with_claims"],
+            "grounded_precision": grounding["grounded_precision"],
+            "contradiction_rate": grounding["contradiction_rate"],
+            "none_statements": grounding["n_none_statements"], "none_contradicted": grounding["n_none_contradicted"],
+            "inconsistent": int(inconsistent),
             "examples": texts[:5], **({"texts": texts} if keep_texts else {})}
 
 

@@ -23,7 +23,10 @@ Built-in rewards (:data:`REWARDS`):
   and saying that nothing supports the label pays only when nothing does (a reward that checked cue claims alone,
   and gave 0 to an answer without any, taught a policy to cite on every clip);
 * ``consistency``: 1 when the answer's label and its claims agree (:func:`apallm.rationale.judge_consistency`
-  says consistent), else 0 (inconsistent, unverifiable, or no label).
+  says consistent), -1 when its claims argue for the other label, 0 when nothing can be judged (no claim, or no
+  label). A true claim that argues against the label (a cue measured within natural speech cited for a spoof
+  verdict) earns its grounding and loses it here, so the policy is not paid for copying a true phrase into every
+  answer.
 
 :func:`weighted_rewards` sums them with configurable weights; :func:`group_advantages` turns the rewards of each
 clip's group of answers into advantages.
@@ -38,7 +41,7 @@ import numpy as np
 
 from apallm._imports import resolve
 from apallm.grounding import check_grounding, check_none_statements
-from apallm.rationale import CONSISTENT, find_claims, judge_consistency
+from apallm.rationale import CONSISTENT, INCONSISTENT, UNVERIFIABLE, find_claims, judge_consistency
 from apallm.verdict import LABELS, parse_answer
 
 __all__ = ["CONTRADICTION_COST", "DEFAULT_WEIGHTS", "REWARDS", "consistency_reward", "format_reward",
@@ -91,11 +94,13 @@ def grounding_reward(completions: Sequence[str], labels: Sequence[str], evidence
 
 def consistency_reward(completions: Sequence[str], labels: Sequence[str] = (), evidence: Sequence[object] = ()
                        ) -> np.ndarray:
-    """1.0 where the answer's own label and its cited cues agree (see :mod:`apallm.rationale`), else 0.0."""
+    """1.0 where the answer's own label and its cited cues agree (see :mod:`apallm.rationale`), -1.0 where they
+    disagree, 0.0 where nothing can be judged (no cue claim or no label)."""
     out = []
     for text in completions:
         parsed = parse_answer(text)
-        out.append(float(parsed.label is not None and judge_consistency(parsed.label, find_claims(text)) == CONSISTENT))
+        judged = judge_consistency(parsed.label, find_claims(text)) if parsed.label is not None else UNVERIFIABLE
+        out.append({CONSISTENT: 1.0, INCONSISTENT: -1.0}.get(judged, 0.0))
     return np.array(out)
 
 
