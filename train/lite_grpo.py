@@ -99,6 +99,27 @@ def run_grpo(adapter: Path, grpo_clips: list, held: list, cm: dict[str, float] |
     return report
 
 
+def ship(grpo_adapter: Path, sft_adapter: Path, dest: Path) -> None:
+    """Write the GRPO adapter as the lite recipe ships adapters (:func:`lite_allm.write_adapter`: float16
+    safetensors), keeping the SFT adapter's recipe (a later GRPO run draws its clips from it) and ``loso.json``,
+    and adding the GRPO report's summary (steps, rewards, held-out measures before and after)."""
+    import shutil
+
+    sft = json.loads((sft_adapter / "apallm.json").read_text())
+    report = json.loads((grpo_adapter.parent / "report.json").read_text())
+    summary = {k: report[k] for k in ("steps", "train_seconds", "grpo_clips", "held_out_clips", "rewards")}
+    summary.update({k: {m: v for m, v in report[k].items() if m != "examples"}
+                    for k in ("held_out_before", "held_out_after")})
+    loso = (sft_adapter / "loso.json").read_text() if (sft_adapter / "loso.json").is_file() else None
+    det = load_allm(adapter=str(grpo_adapter), device="cpu")
+    if dest.exists():
+        shutil.rmtree(dest)
+    lite_allm.write_adapter(det, dest, sft["base_model"], {"recipe": sft["recipe"], "grpo": summary})
+    (dest / "adapter" / "README.md").unlink(missing_ok=True)  # PEFT's model-card template
+    if loso is not None:
+        (dest / "loso.json").write_text(loso)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--adapter", type=Path, default=Path("apallm/allm/weights/lite"), help="the lite SFT adapter")
@@ -108,6 +129,8 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=200, help="train-corpus clips for GRPO prompts (%(default)s)")
     ap.add_argument("--eval-clips", type=int, default=48, help="held-out realworld-dev clips at most")
     ap.add_argument("--max-steps", type=int, default=None, help="overrides the config's training.max_steps")
+    ap.add_argument("--ship", type=Path, default=None,
+                    help="then write the GRPO adapter here as the recipe ships adapters (see ship)")
     args = ap.parse_args()
     t0 = time.time()
 
@@ -131,6 +154,9 @@ def main() -> None:
     for row in report["curve"]:
         print(f"step {row['step']:4d} reward {row['reward']:.3f} "
               + " ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in row.items() if k.startswith("rewards/")))
+    if args.ship is not None:
+        ship(args.out / "adapter", args.adapter, args.ship)
+        print(f"shipped to {args.ship}")
     print(f"done in {(time.time() - t0) / 60:.1f} min")
 
 
