@@ -249,6 +249,19 @@ def test_grpo_from_a_lite_adapter_reports_its_reward_curve_and_held_out_measures
     assert (tmp_path / "grpo" / "adapter" / "apallm.json").is_file()
     assert json.loads((tmp_path / "grpo" / "report.json").read_text())["steps"] == 4
 
+    # shipped as the recipe ships adapters: float16, the SFT recipe kept (a later GRPO run reads it), loadable
+    from safetensors import safe_open
+
+    (adapter / "loso.json").write_text("{}\n")
+    lite_grpo.ship(tmp_path / "grpo" / "adapter", adapter, tmp_path / "shipped")
+    saved = json.loads((tmp_path / "shipped" / "apallm.json").read_text())
+    assert saved["recipe"] == {"variant": lite_allm.VARIANTS[-1]} and saved["grpo"]["steps"] == 4
+    assert (tmp_path / "shipped" / "loso.json").read_text() == "{}\n"
+    with safe_open(str(tmp_path / "shipped" / "adapter" / "adapter_model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert not (tmp_path / "shipped" / "adapter" / "README.md").exists()
+    assert load_allm(adapter=str(tmp_path / "shipped"), device="cpu").options == det.options
+
 
 def test_grpo_clips_come_in_equal_shares_of_answer_types(toy_clips, monkeypatch):
     """The draw of GRPO's clips (and of the shipped model's): as many clips where a citable cue supports the
