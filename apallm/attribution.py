@@ -285,8 +285,9 @@ def _attribute_pooled(detector, wave, duration, nyquist, spans, bands, top_k, se
         reference, *copies = detector.band_states(wave, [None, *bands], fill=fill, seed=seed, dtype=torch.bfloat16)
     else:
         reference, copies = base, detector.band_states(wave, bands, fill=fill, seed=seed)
+    lowp = reference is not base
     # bands and cells are scored against the pass of the clip in their own precision
-    shift = score - (score if reference is base else float(detector.score_states([reference])[0]))
+    shift = score - float(detector.score_states([reference])[0]) if lowp else 0.0
     n_frames = base[0].shape[0]
     centres = (torch.arange(n_frames, dtype=torch.float64) + 0.5) / detector.frame_rate
     # each frame's span (its centre inside it), or len(spans) for a frame past the last span
@@ -316,7 +317,8 @@ def _attribute_pooled(detector, wave, duration, nyquist, spans, bands, top_k, se
             columns += [mean + mu, (square - mean * mean).clamp_min(0).sqrt()]
         return torch.cat(columns, dim=-1).float().numpy()
 
-    at_base, at_reference, at_band = sums(base), sums(reference), [sums(c) for c in copies]
+    at_base, at_band = sums(base), [sums(c) for c in copies]
+    at_reference = sums(reference) if lowp else at_base
     # a span that holds every frame cannot be left out: its delta is 0
     left = (n_frames - counts).clamp_min(1)[:, None]
     span_scores = detector.score_pooled(pooled([t[:, None] - s for t, s in at_base], left))
@@ -335,8 +337,8 @@ def _attribute_pooled(detector, wave, duration, nyquist, spans, bands, top_k, se
                                                  top_k, score_cells)
     return Attribution(score=score, spans=span_regions, bands=band_regions, cells=cells,
                        mask=f"{_MASK_NAMES[fill]} in the encoder's spectrogram; spans left out of pooling"
-                            + ("; bands in bfloat16" if reference is not base else ""),
-                       n_variants=len(copies), cost_passes=float(1 + len(copies) + (reference is not base)))
+                            + ("; bands in bfloat16" if lowp else ""),
+                       n_variants=len(copies), cost_passes=float(1 + len(copies) + lowp))
 
 
 _WHERE = re.compile(

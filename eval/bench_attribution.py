@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     detector = load_detector("default")
     clips, where = clips_to_time(args.clips)
     detector.score(clips[:1])  # warm up
-    attribute(detector, clips[0])
+    warm = attribute(detector, clips[0])
     rows = []
     for clip in clips:
         score = best_of(lambda c=clip: detector.score([c]), args.repeats)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             row["generic_passes"] = attribute(_Generic(detector), clip).cost_passes
         rows.append(row)
     total = sum(r["duration_s"] for r in rows)
-    lowp = "bands in bfloat16" if "bfloat16" in attribute(detector, clips[0]).mask else "float32: no native bfloat16"
+    lowp = "bands in bfloat16" if "bfloat16" in warm.mask else "float32: no native bfloat16"
     print(f"{len(rows)} clips of {where}, {total:.1f} s of audio, {args.threads} thread(s), best of {args.repeats}")
     print(f"one scoring pass: {sum(r['score_s'] for r in rows):.2f} s ({total / sum(r['score_s'] for r in rows):.1f}x "
           f"real time)")
