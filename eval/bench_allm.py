@@ -26,6 +26,7 @@ from apallm import load_audio
 from apallm.allm import load_allm
 from apallm.evidence import EvidenceConfig, SpectrogramConfig
 from apallm.synth import brickwall_lowpass, speech_like
+from apallm.training.answer_loss import answer_loss
 
 SHORT_PROMPTS = {"system": "You detect deepfake speech.", "instruction": "bonafide or spoof?",
                  "spectrogram": "Spectrogram:"}
@@ -133,10 +134,10 @@ def sft_throughput(args, detector, samples) -> None:
     for step in range(args.sft_steps + 1):
         part = [samples[(step * bs + i) % len(samples)] for i in range(bs)]
         answers = [default_target("spoof" if i % 2 else "bonafide", s.evidence) for i, s in enumerate(part)]
-        batch = detector.training_batch(part, answers).to(detector.device)
+        batch = dict(detector.training_batch(part, answers).to(detector.device))
         t0 = time.perf_counter()
         with torch.autocast(detector.device.type, dtype=torch.bfloat16, enabled=detector.device.type == "cuda"):
-            loss = model(**batch).loss
+            loss, _ = answer_loss(model, batch, batch.pop("labels"))
         loss.backward()
         optim.step()
         optim.zero_grad()

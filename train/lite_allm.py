@@ -61,6 +61,7 @@ import default_detector as dd  # noqa: E402  (the sibling recipe: corpora, sourc
 from apallm.allm import PromptOptions, default_target, load_allm  # noqa: E402
 from apallm.audio import load_audio, split_windows  # noqa: E402
 from apallm.calibration import LogisticCalibrator  # noqa: E402
+from apallm.training.answer_loss import answer_loss  # noqa: E402
 
 VARIANTS = ("audio", "audio+spectrogram", "audio+spectrogram+cues", "audio+spectrogram+cues+cm")
 #: short prompts: every token costs a forward and a backward pass of the LM on CPU
@@ -282,8 +283,8 @@ def train(det, batches: list[list[tuple[object, str]]], lr: float, log_every: in
     losses, start = [], time.time()
     for step, batch in enumerate(batches):
         samples, answers = zip(*batch, strict=True)
-        inputs = det.training_batch(list(samples), list(answers))
-        loss = det.model(**inputs).loss
+        inputs = dict(det.training_batch(list(samples), list(answers)))
+        loss, _ = answer_loss(det.model, inputs, inputs.pop("labels"))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

@@ -59,6 +59,7 @@ from transformers import Trainer
 
 from apallm.config import ConfigError
 from apallm.datasets.manifest import read_labelled
+from apallm.training.answer_loss import last_logits_only
 from apallm.training.common import ensure_toy_data, is_main_process, single_process_distributed_env
 from apallm.training.rewards import DEFAULT_WEIGHTS, RewardFunction, group_advantages, resolve_reward, weighted_rewards
 from apallm.training.sft import RunConfig, SFTDataset, save_output, training_arguments
@@ -265,21 +266,6 @@ class GRPOTrainer(Trainer):
         return weighted_rewards(rollout.texts, labels, evidence, self.reward_weights, self.reward_functions)
 
     # -------------------------------------------------------------- objective
-    @contextlib.contextmanager
-    def _completion_logits_only(self, model, width: int):
-        """Within it, the output layer sees only the hidden states that predict the last ``width`` input
-        tokens (the answer), so the logits do not grow with the audio and image prompt."""
-        head = self.accelerator.unwrap_model(model).get_output_embeddings()
-
-        def keep(module, args):
-            return (args[0][:, -(width + 1):-1], *args[1:])
-
-        handle = head.register_forward_pre_hook(keep)
-        try:
-            yield
-        finally:
-            handle.remove()
-
     def _inputs(self, rollout: Rollout) -> dict:
         if rollout.prompt_inputs is not None:
             batch = dict(rollout.prompt_inputs)
@@ -295,7 +281,7 @@ class GRPOTrainer(Trainer):
         """log pi(o_t | ...) of every answer token, (rows, tokens), logits divided by the temperature."""
         inputs = inputs if inputs is not None else self._inputs(rollout)
         width = rollout.completion_ids.shape[1]
-        with self._completion_logits_only(model, width):
+        with last_logits_only(self.accelerator.unwrap_model(model), width):
             logits = model(**inputs, use_cache=False).logits
         if logits.shape[1] != width:
             raise RuntimeError(f"expected logits for the {width} answer positions, got {logits.shape[1]}: the "

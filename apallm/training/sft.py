@@ -172,7 +172,7 @@ def apply_peft(model, family: str, settings: PeftSettings, quantized: bool = Fal
 
 def build_trainer(cfg: SFTConfig):
     """The detector (base + PEFT) and a ready transformers Trainer."""
-    from transformers import Trainer
+    from apallm.training.answer_loss import AnswerLossTrainer
 
     if cfg.deepspeed:
         single_process_distributed_env()
@@ -198,8 +198,8 @@ def build_trainer(cfg: SFTConfig):
     evaluation = None
     if cfg.eval_manifest:
         evaluation = SFTDataset(read_labelled(cfg.eval_manifest), detector, "first", cfg.seed)
-    trainer = Trainer(model=detector.model, args=args, train_dataset=train,
-                      eval_dataset=evaluation, data_collator=SFTCollator(detector, cfg.max_length))
+    trainer = AnswerLossTrainer(model=detector.model, args=args, train_dataset=train,
+                                eval_dataset=evaluation, data_collator=SFTCollator(detector, cfg.max_length))
     return detector, trainer
 
 
