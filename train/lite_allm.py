@@ -5,7 +5,8 @@ shipped in ``apallm/allm/weights/lite``: input ablations by leave-sources-out, t
     apallm models prepare whisper-tiny.en whisper-base smollm2-135m-instruct
     python train/lite_allm.py --work runs/lite --out apallm/allm/weights/lite
 
-Sized for 2 CPU cores and at most 90 minutes (``--train-samples`` and ``--final-samples`` set the budget).
+Sized for 2 CPU cores and at most 90 minutes (53 minutes measured from scratch; ``--train-samples`` and
+``--final-samples`` set the budget).
 Steps (seeded; the data and every finished model's scores are cached under ``--work``, a rerun goes on):
 
 1. Clips: every clip of realworld-dev (4 sources) and train-corpus (28 sources), grouped by source; each is
