@@ -235,6 +235,27 @@ def test_ssl_and_aasist_front_ends_and_the_graph_back_end_over_a_front_end(tmp_p
         assert head.backend.LL.weight.grad is not None
 
 
+def test_bfloat16_band_passes_follow_the_encoders_weights_after_they_change():
+    from transformers import WhisperConfig, WhisperModel
+
+    torch.manual_seed(0)
+    fe = WhisperFrontEnd(WhisperModel(WhisperConfig(**TINY_WHISPER)).get_encoder())
+    wave = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+
+    def states(dtype):
+        return fe.band_masked_states(wave, [None, (4000.0, 8000.0)], dtype=dtype)
+
+    before = states(torch.bfloat16)
+    with torch.no_grad():  # trained or loaded in place: the bfloat16 copy must not keep the old weights
+        for p in fe.encoder.layers[-1].parameters():
+            p.mul_(-1.5)
+    after, exact = states(torch.bfloat16), states(None)
+    for b, a, x in zip(before, after, exact, strict=True):
+        assert not torch.allclose(b[-1], a[-1], atol=0.05)
+        torch.testing.assert_close(a[-1], x[-1], atol=0.1, rtol=0.05)
+    assert states(torch.bfloat16)[0][-1].equal(after[0][-1])  # unchanged weights: the same copy, the same states
+
+
 def test_a_missing_extra_is_a_clear_error_naming_the_extra(monkeypatch, tmp_path):
     from apallm.frontends.base import require
     from apallm.frontends.prepare import prepare

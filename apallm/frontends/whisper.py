@@ -182,14 +182,17 @@ class WhisperFrontEnd(FrontEnd):
         return out
 
     def _encoder_in(self, dtype: torch.dtype | None):
+        """The encoder in ``dtype``: itself, or a copy made once and made again whenever the encoder's weights have
+        changed since (moved to another device, loaded or trained in place)."""
         if dtype is None or dtype == self.encoder.conv1.weight.dtype:
             return self.encoder
+        weights = tuple((p.device, p.data_ptr(), p._version) for p in self.encoder.parameters())
         copies = self.__dict__.setdefault("_encoder_copies", {})  # not a submodule: no state_dict entry
-        if dtype not in copies:
+        if dtype not in copies or copies[dtype][0] != weights:
             import copy
 
-            copies[dtype] = copy.deepcopy(self.encoder).to(dtype)
-        return copies[dtype]
+            copies[dtype] = (weights, copy.deepcopy(self.encoder).to(dtype))
+        return copies[dtype][1]
 
     def _states_of_mel(self, mel: Tensor, encoder=None) -> list[Tensor]:
         pieces = [self._encode(mel[..., s:s + self.max_frames], encoder)
