@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
-IGNORE_INDEX = -100
+from apallm.allm.base import IGNORE_INDEX
 
 
 def answer_width(labels: torch.Tensor) -> int:
