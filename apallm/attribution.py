@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["BANDS", "OCTAVES", "Attribution", "Region", "attribute", "cues_in", "draw_attribution",
-           "find_region_claims", "mask_region", "mask_regions", "stft", "where_rationale"]
+           "find_region_claims", "mask_region", "mask_regions", "rationale_regions", "stft", "where_rationale"]
 
 #: octave bands 125 Hz-8 kHz, as the measured cues use them
 OCTAVES = ((125.0, 250.0), (250.0, 500.0), (500.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
@@ -387,6 +387,16 @@ def cues_in(clip, region: Region, min_s: float = MIN_CUE_S):
     return measure_cues(dataclasses.replace(clip, waveform=clip.waveform[a:b]))
 
 
+def rationale_regions(attribution: Attribution, k: int = 1) -> list[Region]:
+    """The ``k`` regions a rationale cites: the top regions, a cell first when it keeps :data:`SPECIFIC_SHARE` of
+    the best delta (a cell nearly as strong as the best region says more: where in time and frequency at once)."""
+    top = attribution.top(k + 2)
+    if top:
+        cells = [r for r in top if r.kind == "cell" and r.delta >= SPECIFIC_SHARE * top[0].delta]
+        top = (cells + [r for r in top if r not in cells])[:k]
+    return top
+
+
 def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) -> str:
     """Where the detector's spoof evidence lies and what is measured there: for each of the ``k`` top regions
     its :meth:`Region.phrase` (a cell first when it keeps :data:`SPECIFIC_SHARE` of the best delta), then the
@@ -394,10 +404,7 @@ def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) 
     Without a region that raises P(spoof), says so. What it measured is kept in ``attribution.measured``."""
     from apallm.evidence import citable
 
-    top = attribution.top(k + 2)
-    if top:  # a cell nearly as strong as the best region says more: where in time and frequency at once
-        cells = [r for r in top if r.kind == "cell" and r.delta >= SPECIFIC_SHARE * top[0].delta]
-        top = (cells + [r for r in top if r not in cells])[:k]
+    top = rationale_regions(attribution, k)
     if not top:
         return "no masked span or band lowers the detector's P(spoof)"
     parts = []

@@ -2,7 +2,7 @@
 has not seen: where the ranges and the ``cite`` flags of prompts/cues.yaml come from.
 
     python eval/cue_ranges.py [--realworld DIR] [--train-corpus DIR] [--jobs 2] [--out eval/cue_ranges.json]
-                              [--write-yaml]
+                              [--write-yaml] [--in-region]
 
 Clips: every clip of realworld-dev and train-corpus, read by their ``apallm.datasets`` adapters (label and source).
 For each cue:
@@ -19,9 +19,17 @@ Evidence-only AUC: a logistic regression (scikit-learn; median imputation, stand
 of all cues, and on the cited cues alone, trained on all other sources and scored on the held-out one (LOSO),
 AUC of the pooled held-out scores.
 
-Per-clip cue values are cached in ``runs/cue_ranges/cues-<hash>.jsonl`` (hash of the measuring code), so a
-rerun only measures what changed. ``--write-yaml`` rewrites the ranges marked ``# data`` and the ``cite``
-flags in prompts/cues.yaml. Skips (exit 0 with a message) when neither corpus is present.
+Inside the attributed region (``--in-region``): the shipped default detector attributes each clip
+(:func:`apallm.attribution.attribute`), and each cue is measured again inside the region a rationale would cite
+(:func:`apallm.attribution.rationale_regions`; :func:`apallm.attribution.cues_in`, the region's time span widened to
+1 s, the whole clip for a band). Reported per cue as above (natural range of the bona fide clips' in-region
+values, pooled and LOSO AUC), over the clips whose attribution has a region that raises P(spoof), under
+``cues_in_region``.
+
+Per-clip cue values are cached in ``runs/cue_ranges/cues-<hash>.jsonl`` (hash of the measuring code; in-region
+ones in ``region-<hash>.jsonl``, the hash covering the detector too), so a rerun only measures what changed.
+``--write-yaml`` rewrites the ranges marked ``# data`` and the ``cite`` flags in prompts/cues.yaml. Skips (exit 0
+with a message) when neither corpus is present.
 """
 
 from __future__ import annotations
@@ -51,9 +59,15 @@ def read_rows(root: Path, corpus: str) -> list[dict]:
             for e in build_manifest(corpus, root, probe=False)]
 
 
-def code_hash() -> str:
+MEASURING_CODE = ("apallm/evidence/cues.py", "apallm/audio.py")
+#: what the in-region values also depend on: the attribution and the shipped detector
+REGION_CODE = MEASURING_CODE + ("apallm/attribution.py", "apallm/cm/default.py", "apallm/frontends/whisper.py",
+                                "apallm/cm/weights/default/head.safetensors")
+
+
+def code_hash(files: tuple[str, ...] = MEASURING_CODE) -> str:
     h = hashlib.sha1()
-    for rel in ("apallm/evidence/cues.py", "apallm/audio.py"):
+    for rel in files:
         h.update((REPO / rel).read_bytes())
     return h.hexdigest()[:12]
 
@@ -70,9 +84,37 @@ def measure(row: dict) -> dict:
     return {"key": row["key"], "cues": cues}
 
 
-def measure_all(rows: list[dict], jobs: int) -> dict[str, dict]:
+_DETECTOR = []
+
+
+def measure_in_region(row: dict) -> dict:
+    """The cues inside the region the shipped detector's attribution would have a rationale cite (none: no
+    region raises P(spoof))."""
+    from apallm import load_audio
+    from apallm.attribution import attribute, cues_in, rationale_regions
+
+    if not _DETECTOR:
+        import torch
+
+        from apallm.cm.default import DefaultDetector
+
+        torch.set_num_threads(1)
+        _DETECTOR.append(DefaultDetector())
+    try:
+        clip = load_audio(row["abspath"])
+        att = attribute(_DETECTOR[0], clip)
+        regions = rationale_regions(att, 1)
+        cues = {c.name: c.value for c in cues_in(clip, regions[0])} if regions else {}
+    except Exception as exc:
+        return {"key": row["key"], "error": f"{type(exc).__name__}: {exc}"}
+    return {"key": row["key"], "score": att.score, "region": regions[0].to_dict() if regions else None,
+            "cues": cues}
+
+
+def measure_all(rows: list[dict], jobs: int, in_region: bool = False) -> dict[str, dict]:
     CACHE.mkdir(parents=True, exist_ok=True)
-    cache_file = CACHE / f"cues-{code_hash()}.jsonl"
+    cache_file = CACHE / (f"region-{code_hash(REGION_CODE)}.jsonl" if in_region else f"cues-{code_hash()}.jsonl")
+    fn = measure_in_region if in_region else measure
     done: dict[str, dict] = {}
     if cache_file.is_file():
         for line in cache_file.read_text(encoding="utf-8").splitlines():
@@ -83,7 +125,7 @@ def measure_all(rows: list[dict], jobs: int) -> dict[str, dict]:
         print(f"measuring {len(todo)} clip(s) with {jobs} process(es); {len(done)} cached in {cache_file}",
               file=sys.stderr)
         with open(cache_file, "a", encoding="utf-8") as fh, ProcessPoolExecutor(max_workers=jobs) as pool:
-            for i, rec in enumerate(pool.map(measure, todo, chunksize=8)):
+            for i, rec in enumerate(pool.map(fn, todo, chunksize=8)):
                 fh.write(json.dumps(rec) + "\n")
                 done[rec["key"]] = rec
                 if (i + 1) % 200 == 0:
@@ -178,6 +220,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=REPO / "eval" / "cue_ranges.json")
     ap.add_argument("--write-yaml", action="store_true", help="update prompts/cues.yaml from the results")
+    ap.add_argument("--in-region", action="store_true",
+                    help="also measure every cue inside the region the shipped detector's attribution cites")
     args = ap.parse_args()
 
     rows = []
@@ -207,6 +251,35 @@ def main() -> int:
                "percentiles": [args.low, args.high], "min_auc": args.min_auc, "cues": {}}
     print(f"{len(rows)} clips ({results['bonafide']} bona fide, {results['spoof']} spoof) from "
           f"{results['sources']} sources; natural range = p{args.low:g}-p{args.high:g} of bona fide")
+    results["cues"] = cue_table(names, matrix, spoof, groups, args)
+    cited = [j for j, n in enumerate(names) if results["cues"][n]["cite"]]
+    results["evidence_only_loso_auc"] = {"all_cues": evidence_only_auc(matrix, spoof, groups)}
+    if cited:
+        results["evidence_only_loso_auc"]["cited_cues"] = evidence_only_auc(matrix[:, cited], spoof, groups)
+    print("evidence-only LOSO AUC (logistic regression on the cue vector): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in results["evidence_only_loso_auc"].items()))
+    if args.in_region:
+        region = measure_all(rows, args.jobs, in_region=True)
+        keep = [k for k, r in enumerate(rows) if region.get(r["key"], {}).get("region")]
+        in_matrix = np.array([[_num(region[rows[k]["key"]]["cues"].get(n)) for n in names] for k in keep],
+                             dtype=float).reshape(len(keep), len(names))
+        print(f"inside the attributed region: {len(keep)} clips whose attribution has a region that raises "
+              f"P(spoof)")
+        results["cues_in_region"] = {
+            "clips": len(keep), "bonafide": int((~spoof[keep]).sum()), "spoof": int(spoof[keep].sum()),
+            "unreadable": [k for k, v in region.items() if "error" in v],
+            "cues": cue_table(names, in_matrix, spoof[keep], groups[keep], args)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(_rounded(results), indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    if args.write_yaml:
+        print(f"prompts/cues.yaml: {write_yaml(results)} cue(s) changed")
+    return 0
+
+
+def cue_table(names: list[str], matrix: np.ndarray, spoof: np.ndarray, groups: np.ndarray, args) -> dict:
+    """Per cue (a column of ``matrix``): its natural range, pooled and LOSO AUC and whether it may be cited."""
+    table = {}
     print(f"{'cue':24s} {'natural range':>24s} {'n':>5s} {'pooled':>7s} {'LOSO':>6s}  cite")
     for j, name in enumerate(names):
         v = matrix[:, j]
@@ -216,25 +289,14 @@ def main() -> int:
         pooled = auc(v[ok & spoof], v[ok & ~spoof])
         loso = loso_auc(v, spoof, groups)
         cite = bool(loso >= args.min_auc)
-        results["cues"][name] = {"natural_range": [lo, hi], "n": int(ok.sum()), "pooled_auc": pooled,
-                                 "direction": "higher for spoof" if pooled >= 0.5 else "lower for spoof",
-                                 "loso_auc": loso, "cite": cite,
-                                 "bonafide_median": float(np.median(bona)) if len(bona) else None,
-                                 "spoof_median": float(np.median(v[ok & spoof])) if (ok & spoof).any() else None}
+        table[name] = {"natural_range": [lo, hi], "n": int(ok.sum()), "pooled_auc": pooled,
+                       "direction": "higher for spoof" if pooled >= 0.5 else "lower for spoof",
+                       "loso_auc": loso, "cite": cite,
+                       "bonafide_median": float(np.median(bona)) if len(bona) else None,
+                       "spoof_median": float(np.median(v[ok & spoof])) if (ok & spoof).any() else None}
         mark = "yes" if cite else "-"
         print(f"{name:24s} {lo:11.4g} {hi:11.4g} {int(ok.sum()):5d} {pooled:7.3f} {loso:6.3f}  {mark}")
-    cited = [j for j, n in enumerate(names) if results["cues"][n]["cite"]]
-    results["evidence_only_loso_auc"] = {"all_cues": evidence_only_auc(matrix, spoof, groups)}
-    if cited:
-        results["evidence_only_loso_auc"]["cited_cues"] = evidence_only_auc(matrix[:, cited], spoof, groups)
-    print("evidence-only LOSO AUC (logistic regression on the cue vector): "
-          + ", ".join(f"{k} {v:.3f}" for k, v in results["evidence_only_loso_auc"].items()))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(_rounded(results), indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
-    if args.write_yaml:
-        print(f"prompts/cues.yaml: {write_yaml(results)} cue(s) changed")
-    return 0
+    return table
 
 
 def _num(x) -> float:

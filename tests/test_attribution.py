@@ -95,3 +95,17 @@ def test_where_rationale_names_the_region_and_what_is_measured_there():
     assert inside["ltas_peak_db"].detail["freq_hz"] == pytest.approx(TONE_HZ, abs=8)  # the tone, measured there
     nothing = Attribution(score=0.2, spans=[], bands=[])
     assert where_rationale(nothing, x) == "no masked span or band lowers the detector's P(spoof)"
+
+
+def test_rationale_regions_put_a_cell_first_only_when_it_keeps_most_of_the_best_delta():
+    from apallm.attribution import Region, rationale_regions
+
+    span = Region("span", 1.0, 1.5, 0.0, 8000.0, 0.30)
+    band = Region("band", 0.0, 3.0, 4000.0, 8000.0, 0.20)
+    strong_cell = Region("cell", 1.0, 1.5, 4000.0, 8000.0, 0.28)  # 0.93 of the span's delta
+    weak_cell = Region("cell", 1.0, 1.5, 4000.0, 8000.0, 0.25)  # 0.83
+    assert rationale_regions(Attribution(0.9, [span], [band], [strong_cell])) == [strong_cell]
+    assert rationale_regions(Attribution(0.9, [span], [band], [weak_cell])) == [span]
+    assert rationale_regions(Attribution(0.9, [span], [band], [weak_cell]), k=2) == [span, weak_cell]
+    lowering = Region("span", 0.0, 0.5, 0.0, 8000.0, -0.1)
+    assert rationale_regions(Attribution(0.2, [lowering], [])) == []
