@@ -36,15 +36,14 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "train"))
 
-from default_detector import CORPUS, REALWORLD, cell_weights, corpus_items  # noqa: E402
+from default_detector import CORPUS, REALWORLD, Item, _ci, cell_weights, corpus_items, eer, source_folds  # noqa: E402
 
 from apallm.audio import load_audio  # noqa: E402
 from apallm.calibration import LogisticCalibrator  # noqa: E402
 from apallm.datasets.adapters.project_corpora import corpus_root  # noqa: E402
 from apallm.frontends.base import pool_states  # noqa: E402
 from apallm.frontends.prepare import prepared_path  # noqa: E402
-from apallm.frontends.whisper import N_FFT, WhisperFrontEnd, log_mel  # noqa: E402
-from apallm.metrics import bootstrap_eer_ci, compute_eer  # noqa: E402
+from apallm.frontends.whisper import WhisperFrontEnd  # noqa: E402
 
 
 def load_frontend(name: str) -> WhisperFrontEnd:
@@ -52,28 +51,13 @@ def load_frontend(name: str) -> WhisperFrontEnd:
 
 
 def frozen_pass(fe: WhisperFrontEnd, waveform: np.ndarray) -> tuple[list[np.ndarray], list[torch.Tensor]]:
-    """The last layer's input per 30 s piece (float16) and every state up to it, concatenated over pieces."""
-    enc = fe.encoder
-    wave = torch.from_numpy(np.asarray(waveform, dtype=np.float32))[None]
-    if wave.shape[1] < N_FFT:
-        wave = F.pad(wave, (0, N_FFT - wave.shape[1]))
-    mel = log_mel(wave, fe.filters)
-    pieces, states = [], []
-    with torch.inference_mode():
-        for s in range(0, mel.shape[-1], fe.max_frames):
-            if mel.shape[-1] - s < 2 and s:
-                continue
-            x = F.gelu(enc.conv1(mel[..., s:s + fe.max_frames]))
-            x = F.gelu(enc.conv2(x)).transpose(1, 2)
-            x = x + enc.embed_positions(torch.arange(x.shape[1]))
-            st = [x[0]]
-            for layer in enc.layers[:-1]:
-                x = layer(x, None)
-                x = x[0] if isinstance(x, tuple) else x
-                st.append(x[0])
-            pieces.append(x[0].numpy().astype(np.float16))
-            states.append(st)
-    return pieces, [torch.cat(s) for s in zip(*states, strict=True)]
+    """The last layer's input per 30 s piece (float16; the encoder attends within a piece) and every state up to
+    it, concatenated over pieces: the front end's own pass, cut where it cuts the clip."""
+    states = fe.frame_states(np.asarray(waveform, dtype=np.float32)[None])[0]
+    step = fe.max_frames // 2  # encoder frames per piece (its second convolution halves the mel frames)
+    last_input = states[-2]
+    pieces = [last_input[s:s + step].numpy().astype(np.float16) for s in range(0, len(last_input), step)]
+    return pieces, states[:-1]
 
 
 def cache(args) -> None:
@@ -127,20 +111,14 @@ class LastLayer(torch.nn.Module):
         return torch.cat([mean, ((h * h).mean(0) - mean * mean).clamp_min(1e-8).sqrt()])
 
 
-def eer(p: np.ndarray, y: np.ndarray) -> float:
-    return float(compute_eer(-p[y == 0], -p[y == 1])[0])
-
-
 def summary(p: np.ndarray, y: np.ndarray) -> dict:
-    lo, hi = bootstrap_eer_ci(-p[y == 0], -p[y == 1], n_boot=500, seed=0)
-    return {"eer": eer(p, y), "ci95": [float(lo), float(hi)], "bonafide": int((y == 0).sum()),
-            "spoof": int((y == 1).sum())}
+    return {"eer": eer(p, y), "ci95": _ci(p, y), "bonafide": int((y == 0).sum()), "spoof": int((y == 1).sum())}
 
 
-def source_folds(groups: np.ndarray, corpus: np.ndarray, tc_folds: int) -> list[list[str]]:
-    rw = sorted(set(groups[corpus == REALWORLD]))
-    rest = sorted(set(groups) - set(rw))
-    return [[s] for s in rw] + [rest[k::tc_folds] for k in range(tc_folds) if rest[k::tc_folds]]
+def fold_items(meta: list[dict]) -> list[Item]:
+    """The cached clips as the recipe's items, for its :func:`source_folds`."""
+    return [Item(id=m["id"], path="", label=m["label"], group=m["group"], system="", corpus=m["corpus"])
+            for m in meta]
 
 
 def loso(args) -> None:
@@ -175,7 +153,7 @@ def loso(args) -> None:
         last = np.stack([base_layer(pieces(n)).numpy() for n in range(len(meta))]).astype(np.float64)
     x = np.concatenate([frozen_all, last], axis=1)
     n_frozen = frozen_all.shape[1]
-    folds = source_folds(groups, corpus, args.tc_folds)
+    folds = source_folds(fold_items(meta), args.tc_folds)
     base = np.full(len(y), np.nan)
     tuned = {e: np.full(len(y), np.nan) for e in range(1, args.epochs + 1)}
     start = time.time()

@@ -10,17 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_frontends import TINY_WHISPER
 
 from apallm.frontends.base import pool_states
 from apallm.synth import speech_like
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_WHISPER = dict(vocab_size=64, num_mel_bins=80, d_model=16, encoder_layers=3, decoder_layers=1,
-                    encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-                    max_source_positions=1500, max_target_positions=32, pad_token_id=1, bos_token_id=1,
-                    eos_token_id=1, decoder_start_token_id=2)
-
-
 @pytest.fixture(scope="module")
 def fw():
     spec = importlib.util.spec_from_file_location("finetune_whisper", ROOT / "experiments" / "finetune_whisper.py")
@@ -37,7 +32,7 @@ def frontend():
     from apallm.frontends.whisper import WhisperFrontEnd
 
     torch.manual_seed(0)
-    return WhisperFrontEnd(WhisperModel(WhisperConfig(**TINY_WHISPER)).get_encoder())
+    return WhisperFrontEnd(WhisperModel(WhisperConfig(**dict(TINY_WHISPER, encoder_layers=3))).get_encoder())
 
 
 @pytest.mark.parametrize("seconds", [2.0, 33.0])  # one piece, and two (the encoder reads 30 s at a time)
@@ -67,9 +62,11 @@ def test_lora_starts_as_the_frozen_layer_and_trains_only_its_adapters(fw, fronte
 
 
 def test_folds_hold_out_whole_sources_and_realworld_dev_sources_alone(fw):
-    groups = np.array(["rw-a", "rw-b", "t1", "t2", "t3", "t4", "t5", "t1", "rw-a"])
-    corpus = np.array([fw.REALWORLD, fw.REALWORLD] + [fw.CORPUS] * 6 + [fw.REALWORLD])
-    folds = fw.source_folds(groups, corpus, tc_folds=2)
+    groups = ["rw-a", "rw-b", "t1", "t2", "t3", "t4", "t5", "t1", "rw-a"]
+    corpus = [fw.REALWORLD, fw.REALWORLD] + [fw.CORPUS] * 6 + [fw.REALWORLD]
+    meta = [{"id": str(k), "label": "bonafide", "group": g, "corpus": c}
+            for k, (g, c) in enumerate(zip(groups, corpus, strict=True))]
+    folds = fw.source_folds(fw.fold_items(meta), 2)
     assert folds[:2] == [["rw-a"], ["rw-b"]]
     flat = [s for f in folds for s in f]
     assert sorted(flat) == sorted(set(groups)) and len(flat) == len(set(flat))
