@@ -35,6 +35,7 @@ with a message) when neither corpus is present.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -84,7 +85,15 @@ def measure(row: dict) -> dict:
     return {"key": row["key"], "cues": cues}
 
 
-_DETECTOR = []
+@functools.cache
+def shipped_detector():
+    """The shipped default detector, loaded once per worker process (one thread: the pool runs ``--jobs``)."""
+    import torch
+
+    from apallm.cm.default import DefaultDetector
+
+    torch.set_num_threads(1)
+    return DefaultDetector()
 
 
 def measure_in_region(row: dict) -> dict:
@@ -93,16 +102,9 @@ def measure_in_region(row: dict) -> dict:
     from apallm import load_audio
     from apallm.attribution import attribute, cues_in, rationale_regions
 
-    if not _DETECTOR:
-        import torch
-
-        from apallm.cm.default import DefaultDetector
-
-        torch.set_num_threads(1)
-        _DETECTOR.append(DefaultDetector())
     try:
         clip = load_audio(row["abspath"])
-        att = attribute(_DETECTOR[0], clip)
+        att = attribute(shipped_detector(), clip)
         regions = rationale_regions(att, 1)
         cues = {c.name: c.value for c in cues_in(clip, regions[0])} if regions else {}
     except Exception as exc:
