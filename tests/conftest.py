@@ -19,6 +19,12 @@ from apallm.detectors import Detector
 from apallm.synth import SR, brickwall_lowpass, harmonic_voice, speech_like, tone, white_noise  # noqa: F401
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: a tiny random Whisper (transformers' WhisperConfig arguments) for front-end tests
+TINY_WHISPER = dict(vocab_size=64, num_mel_bins=80, d_model=16, encoder_layers=2, decoder_layers=1,
+                    encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                    max_source_positions=1500, max_target_positions=32, pad_token_id=1, bos_token_id=1,
+                    eos_token_id=1, decoder_start_token_id=2)
+
 SPLICE_S = 1.5  # where spliced_clip() joins its two voices
 
 

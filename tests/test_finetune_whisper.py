@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_frontends import TINY_WHISPER
+from conftest import TINY_WHISPER
 
 from apallm.frontends.base import pool_states
 from apallm.synth import speech_like

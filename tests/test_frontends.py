@@ -11,14 +11,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_WHISPER
 
 from apallm.frontends import MissingExtraError, WhisperFrontEnd, log_mel, read_ctranslate2
 from apallm.frontends.ctranslate2 import whisper_state_dict
-
-TINY_WHISPER = dict(vocab_size=64, num_mel_bins=80, d_model=16, encoder_layers=2, decoder_layers=1,
-                    encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-                    max_source_positions=1500, max_target_positions=32, pad_token_id=1, bos_token_id=1,
-                    eos_token_id=1, decoder_start_token_id=2)
 
 
 def _have(*modules: str) -> bool:
