@@ -104,8 +104,12 @@ PIPER_VOICES = tuple(Voice("piper", "en_US-joe-medium", length_scale=ls, noise_s
                      for ls, ns in ((0.9, 0.5), (1.0, 0.667), (1.15, 0.8)))
 
 
-def _festival_has(voice: str) -> bool:
-    return any(Path(root).glob(f"*/{voice}") for root in ("/usr/share/festival/voices",))
+FESTIVAL_VOICE_ROOT = Path("/usr/share/festival/voices")
+
+
+def _festival_has(voice: str, root: Path = FESTIVAL_VOICE_ROOT) -> bool:
+    """Whether festival's voice folder (``<root>/<language>/<voice>``) is installed."""
+    return any(root.glob(f"*/{voice}"))
 
 
 def available_voices() -> list[Voice]:

@@ -54,6 +54,14 @@ def test_synthesize_with_every_available_engine(tmp_path):
         synthesize("hello", Voice("sam", "x"), tmp_path / "x.wav")
 
 
+def test_a_festival_voice_counts_as_available_only_when_its_folder_is_installed(tmp_path):
+    from apallm.spoofgen import _festival_has
+
+    (tmp_path / "english" / "kal_diphone").mkdir(parents=True)
+    assert _festival_has("kal_diphone", tmp_path)
+    assert not _festival_has("cmu_us_slt_arctic_hts", tmp_path)
+
+
 def test_piper_speaks_each_rate_at_its_own_length(tmp_path):
     from apallm.spoofgen import neural_voices
 
