@@ -39,12 +39,19 @@ def spoof_indicator(labels: Sequence) -> np.ndarray:
     return np.array(out, dtype=int)
 
 
-def standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and scale (standard deviation) of ``features``, NaN ignored; a constant column gets
-    scale 1, so it standardises to 0."""
+def standardisation(features: np.ndarray, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and scale (standard deviation) of ``features``, NaN ignored, rows weighted by
+    ``weights`` (``(n,)``, >= 0) when given; a constant column gets scale 1, so it standardises to 0."""
     x = np.asarray(features, dtype=np.float64)
-    scale = np.nanstd(x, axis=0)
-    return np.nanmean(x, axis=0), np.where(scale > 1e-8, scale, 1.0)
+    if weights is None:
+        scale = np.nanstd(x, axis=0)
+        return np.nanmean(x, axis=0), np.where(scale > 1e-8, scale, 1.0)
+    w = np.asarray(weights, dtype=np.float64)
+    finite = np.isfinite(x)
+    total = w @ finite
+    mean = (w @ np.where(finite, x, 0.0)) / total
+    scale = np.sqrt((w @ np.where(finite, x - mean, 0.0) ** 2) / total)
+    return mean, np.where(scale > 1e-8, scale, 1.0)
 
 
 @dataclass
@@ -88,10 +95,12 @@ class LogisticCalibrator:
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: Sequence, c: float = 1.0, *, standardise: bool = True,
-            balanced: bool = True, sample_weight=None) -> LogisticCalibrator:
+            balanced: bool = True, sample_weight=None, row_weight=None) -> LogisticCalibrator:
         """L2-regularised logistic regression (scikit-learn, inverse strength ``c``) on ``features``
         (``(n, d)``; NaN allowed when standardising) and ``labels`` (see :func:`spoof_indicator`).
-        ``balanced`` weighs the two classes equally."""
+        ``balanced`` weighs the two classes equally. ``row_weight`` (``(n,)``) weighs the rows in the
+        standardisation (by default each row counts once): rows that are n views of one example, each of
+        ``row_weight`` and ``sample_weight`` 1/n of the example's, fit as the example alone would."""
         from sklearn.linear_model import LogisticRegression
 
         x = np.asarray(features, dtype=np.float64)
@@ -102,7 +111,7 @@ class LogisticCalibrator:
             raise ValueError("a logistic calibrator needs both labels (bonafide and spoof) in its training set")
         mean = scale = None
         if standardise:
-            mean, scale = standardisation(x)
+            mean, scale = standardisation(x, row_weight)
             x = np.nan_to_num((x - mean) / scale, nan=0.0)
         model = LogisticRegression(C=c, class_weight="balanced" if balanced else None, max_iter=5000)
         model.fit(x, y, sample_weight=sample_weight)

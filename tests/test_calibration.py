@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from apallm.calibration import LogisticCalibrator, spoof_indicator
+from apallm.calibration import LogisticCalibrator, spoof_indicator, standardisation
 
 
 def data(seed=0, n=300):
@@ -41,6 +41,23 @@ def test_unmeasured_features_read_as_the_training_mean():
     assert calibrator.logit(np.array([[14.0, np.nan]]))[0] == pytest.approx(0.5 + 2.0)
     plain = LogisticCalibrator(coef=[1.0, 2.0], intercept=0.5)
     assert plain.predict(np.array([[0.0, 0.0]]))[0] == pytest.approx(1 / (1 + np.exp(-0.5)))
+
+
+def test_weighted_rows_standardise_and_fit_as_their_repeated_rows():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3)) * [1.0, 5.0, 0.1] + [0.0, 2.0, -1.0]
+    y = (x[:, 0] + rng.normal(size=40) > 0).astype(int)
+    counts = rng.integers(1, 4, size=40)
+    repeated = np.repeat(x, counts, axis=0)
+    mean, scale = standardisation(x, counts)
+    np.testing.assert_allclose(mean, repeated.mean(0))
+    np.testing.assert_allclose(scale, repeated.std(0))
+    holed = x.copy()
+    holed[0, 1] = np.nan  # NaN is left out, as unweighted
+    np.testing.assert_allclose(standardisation(holed, np.ones(40))[0], np.nanmean(holed, 0))
+    fit = LogisticCalibrator.fit(x, y, c=0.5, balanced=False, sample_weight=counts, row_weight=counts)
+    reference = LogisticCalibrator.fit(repeated, np.repeat(y, counts), c=0.5, balanced=False)
+    np.testing.assert_allclose(fit.predict(x), reference.predict(x), atol=1e-6)
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):

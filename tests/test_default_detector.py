@@ -265,6 +265,66 @@ def test_loso_never_trains_on_a_held_out_source_or_its_copies(monkeypatch):
     assert result["all_sources"]["n_bonafide"] == 10 and result["all_sources"]["n_spoof"] == 10
 
 
+def _window_setup(r, seed=0):
+    """Items of 5 sources with codec copies, a whole-clip Whisper table and a window table whose windows of a
+    clip are noisy views of its whole vector (1-4 windows a clip)."""
+    items = []
+    for g, corpus in (("A", r.REALWORLD), ("B", r.REALWORLD), ("C", r.CORPUS), ("D", r.CORPUS), ("E", r.CORPUS)):
+        for k, label in enumerate(("bonafide", "spoof", "bonafide", "spoof", "spoof")):
+            items.append(r.Item(f"{g}/{k}", "", label, g, "x", corpus=corpus, variants=[f"{g}/{k}#0"]))
+    rng = np.random.default_rng(seed)
+    ids = [cid for i in items for cid in [i.id, *i.variants]]
+    spoof = {cid: i.label == "spoof" for i in items for cid in [i.id, *i.variants]}
+    whole = {cid: (rng.normal(size=6 * 384) + 0.8 * spoof[cid]).astype(np.float32) for cid in ids}
+    return items, ids, whole, rng
+
+
+def test_a_head_trained_on_windows_weighs_each_clip_as_one_whatever_its_windows():
+    r = _recipe()
+    items, ids, whole, rng = _window_setup(r)
+    kinds = ("whisper-last",)  # the last state's columns of the 5-state table
+    copies = {cid: np.repeat(v[None], rng.integers(1, 5), axis=0) for cid, v in whole.items()}
+    tables = {"whisper": whole, "whisper-win50": copies}
+    train, y = r.training_ids(items, r.Design("d", features=kinds), ["A"])
+    for balance in (False, True):
+        plain = r.fit_head_of(r.Design("d", features=kinds, c=0.05, balance_sources=balance), train, y, tables, items)
+        windows = r.Design("d", features=kinds, c=0.05, balance_sources=balance, window=50)
+        head = r.fit_head_of(windows, train, y, tables, items)
+        assert windows.window_kinds == ("whisper-win50",)
+        assert r.feature_kinds([windows]) == ["whisper", "whisper-win50"]
+        test = r.matrix([i.id for i in items if i.group == "A"], tables, kinds)
+        # identical windows: the same fit as the whole clips, however many windows each clip has
+        np.testing.assert_allclose(head.predict(test), plain.predict(test), atol=1e-4)
+    views = {cid: v[None] + rng.normal(size=(rng.integers(1, 5), len(v))).astype(np.float32)
+             for cid, v in whole.items()}
+    head = r.fit_head_of(windows, train, y, {"whisper": whole, "whisper-win50": views}, items)
+    assert not np.allclose(head.predict(test), plain.predict(test), atol=1e-3)
+    with pytest.raises(ValueError, match="logistic heads over Whisper features only"):
+        r.Design("d", features=("aasist",), window=50)
+    with pytest.raises(ValueError, match="logistic heads over Whisper features only"):
+        r.Design("d", features=("whisper",), backend="mlp", window=50)
+
+
+def test_loso_with_windows_trains_on_windows_of_training_clips_and_scores_whole_held_out_clips(monkeypatch):
+    r = _recipe()
+    items, ids, whole, rng = _window_setup(r, seed=1)
+    windows = {cid: v[None] + rng.normal(size=(3, len(v))).astype(np.float32) for cid, v in whole.items()}
+    tables = {"whisper": whole, "whisper-win50": windows}
+    folds = r.source_folds(items, 2)
+    seen = {"windows": [], "whole": []}
+    real_window_matrix, real_matrix = r.window_matrix, r.matrix
+    monkeypatch.setattr(r, "window_matrix", lambda i, t, d: seen["windows"].append(list(i)) or real_window_matrix(
+        i, t, d))
+    monkeypatch.setattr(r, "matrix", lambda i, t, k: seen["whole"].append(list(i)) or real_matrix(i, t, k))
+    result = r.loso(items, tables, r.Design("d", features=("whisper",), c=0.1, window=50), folds, seed=0)
+    group_of = {cid: i.group for i in items for cid in [i.id, *i.variants]}
+    assert len(seen["windows"]) == len(seen["whole"]) == len(folds)
+    for fold, train, test in zip(folds, seen["windows"], seen["whole"], strict=True):
+        assert not {group_of[c] for c in train} & set(fold) and {group_of[c] for c in test} == set(fold)
+        assert not [c for c in test if "#" in c]
+    assert result["all_sources"]["n_bonafide"] == 10 and result["all_sources"]["pooled_eer"] < 0.5
+
+
 def test_recalibration_folds_each_backbones_log_odds_fit_into_one_linear_head():
     from types import SimpleNamespace
 

@@ -189,6 +189,29 @@ def test_whisper_front_end_matches_transformers_encoder_and_loads_from_pretraine
     assert long[-1].shape[1] == 1550
 
 
+def test_windows_cover_every_frame_and_pool_like_the_frames_they_select():
+    from transformers import WhisperConfig, WhisperModel
+
+    from apallm.frontends.base import pool_states, window_weights
+
+    w = window_weights(230, 100)  # starts 0, 50, 100, then one ending at the last frame
+    assert w.shape == (4, 230) and (w.sum(1) == 100).all() and (w.sum(0) >= 1).all()
+    assert [int(r.nonzero()[0]) for r in w] == [0, 50, 100, 130]
+    assert window_weights(200, 100).shape[0] == 3  # the tail already covered: no extra window
+    assert window_weights(60, 100).tolist() == [[1.0] * 60]  # shorter than a window: the whole clip
+    assert window_weights(230, 100, hop=100).shape[0] == 3
+    with pytest.raises(ValueError, match="window >= 1"):
+        window_weights(10, 0)
+    torch.manual_seed(0)
+    fe = WhisperFrontEnd(WhisperModel(WhisperConfig(**TINY_WHISPER)).get_encoder())
+    wave = np.random.default_rng(0).normal(size=16000 * 3).astype(np.float32) * 0.1  # 150 encoder frames
+    rows = fe.pooled_windows(wave, 50)
+    states = fe.frame_states(wave[None])[0]
+    assert rows.shape == (5, 3 * 2 * 16)
+    np.testing.assert_allclose(rows[1], pool_states([h[25:75] for h in states]).numpy(), atol=1e-5)
+    np.testing.assert_allclose(fe.pooled_windows(wave, 150)[0], fe.pooled([wave])[0], atol=1e-5)
+
+
 def test_log_mel_follows_the_transformers_feature_extractor():
     from transformers import WhisperFeatureExtractor
 

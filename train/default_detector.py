@@ -18,7 +18,9 @@ Steps, all seeded and cached under ``--work`` (a rerun reuses what is there):
    standard deviation over time of their 5 and 7 hidden states (3840 and 7168 values); ``aasist``: the published
    AASIST's utterance embedding and logits of the reference crop (the corpora's clips only: AASIST runs at about
    6x real time on one core, too slow for every copy), and ``ge2e``: the GE2E speaker embedding (not on the codec
-   copies); a missing value reads as the training mean. ``--shard K/N`` lets N processes share this step.
+   copies); a missing value reads as the training mean. ``whisperbase-win100`` and ``-win150``: Whisper
+   base's pooled vectors of every 2 s and 3 s window (hop: half a window) of each clip and copy, for the designs
+   whose head trains on windows (it still scores whole clips). ``--shard K/N`` lets N processes share this step.
 4. Leave-one-source-out over all 32 sources (``source_repo``): for each source, train on every other source
    (plus the local spoofs the design names; the held-out source's clips and every copy made from them out) and
    score the held-out source's original clips. Reported: the pooled EER over realworld-dev's 4 sources
@@ -231,10 +233,12 @@ def extractor(kind: str, args):
     """A function 16 kHz waveform -> feature row for ``kind``."""
     from apallm.frontends.prepare import prepare
 
-    if kind in WHISPER_MODELS:
+    if kind.split("-win")[0] in WHISPER_MODELS:
         from apallm.frontends.whisper import WhisperFrontEnd
 
-        fe = WhisperFrontEnd.from_pretrained(prepare(WHISPER_MODELS[kind], args.cache))
+        fe = WhisperFrontEnd.from_pretrained(prepare(WHISPER_MODELS[kind.split("-win")[0]], args.cache))
+        if "-win" in kind:
+            return lambda w: fe.pooled_windows(w, int(kind.split("-win")[1]))
         return lambda w: fe.pooled([w])[0]
     if kind == "ge2e":
         from apallm.frontends.ge2e import GE2EEncoder
@@ -292,7 +296,10 @@ class Design:
     ``aasist`` = its embedding, ``ge2e``); ``backend``: ``logistic`` (standardised L2 logistic regression,
     ``c``), ``mlp`` (one hidden layer), ``ocsoftmax`` (one-class softmax on a learned embedding) or
     ``calibrate`` (the published AASIST as it is, its log-odds rescaled). ``tts``, ``vocoded``, ``codec``: which
-    local copies train it."""
+    local copies train it. ``window`` (logistic heads over Whisper features only): train the head on the pooled
+    vectors of every ``window``-frame window (hop: half a window) of each training clip, the clip's weight
+    shared evenly by its windows, instead of on whole clips (crop augmentation); held-out clips are still scored
+    on their whole-clip vector, as the shipped detector scores them."""
 
     name: str
     recipe: FeatureRecipe = field(default_factory=FeatureRecipe)
@@ -308,6 +315,19 @@ class Design:
     calibrate: bool = False  # kept for the fold-into-one-head helper below
     epochs: int = 30
     hidden: int = 128
+    window: int = 0  # Whisper frames (50 a second); 0: train on whole clips
+
+    def __post_init__(self):
+        if self.window and (self.backend != "logistic" or not all(k.split("-")[0] in WHISPER_DIM
+                                                                     for k in self.features)):
+            raise ValueError(f"{self.name}: window training is for logistic heads over Whisper features only")
+
+    @property
+    def window_kinds(self) -> tuple[str, ...]:
+        """The feature tables its windows come from (``<encoder>-win<frames>``; none without ``window``)."""
+        if not self.window:
+            return ()
+        return tuple(f"{base}-win{self.window}" for base in dict.fromkeys(k.split("-")[0] for k in self.features))
 
 
 def training_ids(items: list[Item], design: Design,
@@ -362,22 +382,36 @@ def matrix(ids: list[str], tables: dict[str, dict], kinds: tuple[str, ...]) -> n
     there, which the heads read as the training mean."""
     parts = []
     for kind in kinds:
-        base = kind.split("-")[0]
-        table = tables[base]
+        table = tables[kind.split("-")[0]]
         rows = np.full((len(ids), len(next(iter(table.values())))), np.nan, dtype=np.float32)
         for k, cid in enumerate(ids):
             if cid in table:
                 rows[k] = table[cid]
-        if kind.endswith("-last") and base in WHISPER_DIM:
-            rows = rows[:, -2 * WHISPER_DIM[base]:]
-        elif kind.endswith("-early") and base in WHISPER_DIM:  # the transformer's input and first two outputs
-            rows = rows[:, :3 * 2 * WHISPER_DIM[base]]
-        elif kind == "aasist":
-            rows = rows[:, :160]
-        elif kind == "aasist-logodds":
-            rows = (rows[:, 160] - rows[:, 161])[:, None]
-        parts.append(rows)
+        parts.append(_columns(kind, rows))
     return np.concatenate(parts, axis=1).astype(np.float64)
+
+
+def _columns(kind: str, rows: np.ndarray) -> np.ndarray:
+    """The columns of a feature table that ``kind`` reads."""
+    base = kind.split("-")[0]
+    if kind.endswith("-last") and base in WHISPER_DIM:
+        return rows[:, -2 * WHISPER_DIM[base]:]
+    if kind.endswith("-early") and base in WHISPER_DIM:  # the transformer's input and first two outputs
+        return rows[:, :3 * 2 * WHISPER_DIM[base]]
+    if kind == "aasist":
+        return rows[:, :160]
+    if kind == "aasist-logodds":
+        return (rows[:, 160] - rows[:, 161])[:, None]
+    return rows
+
+
+def window_matrix(ids: list[str], tables: dict[str, dict], design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """The pooled vectors of every window of each clip in ``ids`` (``design.window``), and for each row the index
+    in ``ids`` of the clip it comes from."""
+    blocks = [np.concatenate([_columns(kind, tables[f"{kind.split('-')[0]}-win{design.window}"][cid])
+                              for kind in design.features], axis=1) for cid in ids]
+    owner = np.repeat(np.arange(len(ids)), [len(b) for b in blocks])
+    return np.concatenate(blocks).astype(np.float64), owner
 
 
 class OCSoftmax(torch.nn.Module):
@@ -485,17 +519,28 @@ def cell_weights(groups, spoof) -> np.ndarray:
     return w * len(w) / w.sum()
 
 
-def fit_head_of(design: Design, x: np.ndarray, y: np.ndarray, ids: list[str], items: list[Item]):
-    """The logistic head of a shippable design, trained on ``ids``."""
-    weights = source_weights(ids, y, items) if design.balance_sources else None
-    return LogisticCalibrator.fit(x, y, c=design.c, sample_weight=weights)
+def fit_head_of(design: Design, ids: list[str], y: np.ndarray, tables: dict, items: list[Item]):
+    """The logistic head of a shippable design, trained on ``ids`` (labels ``y``, 1 = spoof): each clip weighs
+    alike, or by its (source, label) cell's share with ``design.balance_sources``, and the two classes weigh
+    alike in total. With ``design.window`` the rows are the clips' windows, each clip's weight shared evenly by
+    its windows, C scaled so that the penalty weighs against the same total as with whole clips."""
+    weights = source_weights(ids, y, items) if design.balance_sources else np.ones(len(ids))
+    weights = weights * weights.sum() / (2 * np.bincount(y, weights=weights, minlength=2)[y])
+    if not design.window:
+        x = matrix(ids, tables, design.features)
+        return LogisticCalibrator.fit(x, y, c=design.c, balanced=False, sample_weight=weights)
+    x, owner = window_matrix(ids, tables, design)
+    per_clip = 1.0 / np.bincount(owner, minlength=len(ids))[owner]
+    return LogisticCalibrator.fit(x, y[owner], c=design.c * len(ids) / len(x), balanced=False,
+                                  sample_weight=weights[owner] * per_clip * len(x) / len(ids), row_weight=per_clip)
 
 
-def fit_predictor(design: Design, x: np.ndarray, y: np.ndarray, seed: int, ids: list[str], items: list[Item]):
+def fit_predictor(design: Design, ids: list[str], y: np.ndarray, tables: dict, seed: int, items: list[Item]):
+    if design.backend == "logistic":
+        return fit_head_of(design, ids, y, tables, items)
+    x = matrix(ids, tables, design.features)
     if design.backend == "late-fusion":
         return LateFusion(design.c).fit(x, y)
-    if design.backend == "logistic":
-        return fit_head_of(design, x, y, ids, items)
     if design.backend == "calibrate":  # one feature: the published log-odds; a Platt scaling of it
         keep = np.isfinite(x[:, 0])
         return LogisticCalibrator.fit(x[keep], y[keep], c=design.c)
@@ -518,7 +563,7 @@ def loso(items: list[Item], tables: dict, design: Design, folds: list[list[str]]
             keep = [k for k, cid in enumerate(ids) if cid in tables["aasist"]]
             ids, y = [ids[k] for k in keep], y[keep]
         test = [i for i in originals if i.group in fold]
-        model = fit_predictor(design, matrix(ids, tables, design.features), y, seed, ids, items)
+        model = fit_predictor(design, ids, y, tables, seed, items)
         scores.append(model.predict(matrix([i.id for i in test], tables, design.features)))
         labels.append(np.array([int(i.label == "spoof") for i in test]))
         groups += [i.group for i in test]
@@ -603,6 +648,10 @@ def designs() -> list[Design]:
                vocoded=False, world=False, neural_tts=False),
         Design("whisper base (7 states), logistic, source-balanced, no vocoder copies, no Piper", features=b, c=0.01,
                vocoded=False, world=False, neural_tts=False, balance_sources=True),
+        Design("whisper base (7 states), logistic, source-balanced, no vocoder copies, no Piper, on 2 s windows",
+               features=b, c=0.01, vocoded=False, world=False, neural_tts=False, balance_sources=True, window=100),
+        Design("whisper base (7 states), logistic, source-balanced, no vocoder copies, no Piper, on 3 s windows",
+               features=b, c=0.01, vocoded=False, world=False, neural_tts=False, balance_sources=True, window=150),
         Design("whisper base (7 states), logistic C=0.003, no Griffin-Lim copies", features=b, c=0.003,
                vocoded=False),
         Design("whisper base (7 states), logistic, no local spoofs", features=b, c=0.01, tts=False, vocoded=False,
@@ -611,6 +660,12 @@ def designs() -> list[Design]:
                epochs=20, vocoded=False),
         Design("whisper base + tiny.en, logistic, no Griffin-Lim copies", features=b + w, c=0.01, vocoded=False),
     ]
+
+
+def feature_kinds(chosen: list[Design]) -> list[str]:
+    """The feature tables ``chosen`` designs read, in a stable order."""
+    kinds = [k.split("-")[0] for d in chosen for k in d.features] + [k for d in chosen for k in d.window_kinds]
+    return list(dict.fromkeys(kinds))
 
 
 def source_folds(items: list[Item], n_folds: int | None) -> list[list[str]]:
@@ -634,6 +689,8 @@ def design_settings(d: Design) -> dict:
            "vocoded": d.vocoded, "world": d.world, "codec": d.codec, "balance_sources": d.balance_sources}
     out.update({"C": d.c} if d.backend in ("logistic", "calibrate", "late-fusion") else
                {"epochs": d.epochs, "hidden": d.hidden})
+    if d.window:  # only when set, so that results cached before windows existed keep their keys
+        out["window_frames"] = d.window
     return out
 
 
@@ -651,7 +708,8 @@ def main() -> None:
     ap.add_argument("--design", default=None, help="ship this design instead of the chosen one")
     ap.add_argument("--stage", choices=("items", "features", "loso"), default="loso",
                     help="stop after this stage (items: clips and copies; features: --kinds)")
-    ap.add_argument("--kinds", nargs="+", default=["whisper", "aasist", "ge2e"])
+    ap.add_argument("--kinds", nargs="+", default=None,
+                    help="feature tables to compute (default: every one the designs read, or --only's designs)")
     ap.add_argument("--only", nargs="+", default=None, metavar="DESIGN")
     ap.add_argument("--folds", type=int, default=None, help="deal train-corpus's sources into this many folds "
                                                             "(default: one fold per source)")
@@ -675,7 +733,7 @@ def main() -> None:
     if args.stage == "items":
         return
     tables = {}
-    for kind in args.kinds:
+    for kind in args.kinds or feature_kinds([d for d in designs() if not args.only or d.name in args.only]):
         ids = [i.id for i in items] + [v for i in items for v in i.variants]
         if kind == "aasist":  # too slow for copies (see the module docstring): the corpora's clips only
             ids = [i.id for i in items if i.original]
@@ -698,7 +756,8 @@ def main() -> None:
                            "vocoded": sum(i.id.startswith("voc/") for i in items), "codec_copies_per_clip": 1},
               "designs": {}}
     for d in designs():
-        if args.only and d.name not in args.only or any(k.split("-")[0] not in tables for k in d.features):
+        needs = {k.split("-")[0] for k in d.features} | set(d.window_kinds)
+        if args.only and d.name not in args.only or needs - set(tables):
             continue
         done = args.work / "loso" / (d.name.replace(" ", "_").replace(",", "").replace("/", "") + ".json")
         key = {**design_settings(d), "folds": folds}
@@ -747,7 +806,7 @@ def example_p_spoof(design: Design, items: list[Item], tables: dict, args) -> fl
     from apallm.data import example_path
 
     ids, y = training_ids(items, design, None)
-    head = fit_head_of(design, matrix(ids, tables, design.features), y, ids, items)
+    head = fit_head_of(design, ids, y, tables, items)
     example = {kind: {"example": extractor(kind, args)(load_audio(example_path()).waveform)}
                for kind in {k.split("-")[0] for k in design.features}}
     return float(head.predict(matrix(["example"], example, design.features))[0])
@@ -807,7 +866,7 @@ def write_detector(args, items, tables, design: Design, report: dict) -> None:
     if design.backend != "logistic" or layers is None:
         sys.exit(f"{design.name}: only logistic heads over Whisper features ship for now")
     ids, y = training_ids(items, design, None)
-    head = fit_head_of(design, matrix(ids, tables, design.features), y, ids, items)
+    head = fit_head_of(design, ids, y, tables, items)
     used = set(ids)
     local = [i for i in items if i.group == LOCAL and i.id in used]
     counts = {REALWORLD: sum(i.corpus == REALWORLD and i.original for i in items),

@@ -70,6 +70,13 @@ class FrontEnd(nn.Module, ABC):
         rows = [pool_states(self.frame_states(np.asarray(w, dtype=np.float32)[None], layers)[0]) for w in waveforms]
         return torch.stack(rows).float().numpy() if rows else np.zeros((0, 0), dtype=np.float32)
 
+    def pooled_windows(self, waveform: np.ndarray, window: int, hop: int | None = None,
+                       layers: str | Sequence[int] = "all") -> np.ndarray:
+        """``(K, n_states * 2 * dim)``: :meth:`pooled`'s vector of each window of ``window`` frames
+        (:func:`window_weights`) of one clip, all from one encoder pass."""
+        states = self.frame_states(np.asarray(waveform, dtype=np.float32)[None], layers)[0]
+        return pool_states(states, window_weights(states[0].shape[0], window, hop)).numpy()
+
     def frame_states(self, waveforms, layers: str | Sequence[int] = "all") -> list[list[Tensor]]:
         """For ``(B, L)`` equal-length 16 kHz waveforms (one encoder pass), each one's ``(T, dim)`` hidden states
         that ``layers`` names (:meth:`state_indices`), as float32 on the CPU."""
@@ -79,6 +86,24 @@ class FrontEnd(nn.Module, ABC):
         with torch.inference_mode():
             states = self.hidden_states(batch)
         return [[states[i][b].float().cpu() for i in keep] for b in range(batch.shape[0])]
+
+
+def window_weights(n_frames: int, window: int, hop: int | None = None) -> Tensor:
+    """``(K, n_frames)`` 0/1 frame weights for :func:`pool_states`, one row per window of ``window`` frames:
+    windows start every ``hop`` frames (default half a window) and one more ends at the last frame when the
+    others miss the tail; a clip no longer than a window is one window, the whole clip."""
+    if window < 1 or n_frames < 1:
+        raise ValueError(f"windows need window >= 1 and n_frames >= 1, got window={window}, n_frames={n_frames}")
+    hop = hop or max(1, window // 2)
+    if hop < 1:
+        raise ValueError(f"hop must be >= 1, got {hop}")
+    starts = list(range(0, max(1, n_frames - window + 1), hop))
+    if starts[-1] + window < n_frames:
+        starts.append(n_frames - window)
+    w = torch.zeros(len(starts), n_frames, dtype=torch.float64)
+    for k, s in enumerate(starts):
+        w[k, s:s + window] = 1
+    return w
 
 
 def pool_states(states: Sequence[Tensor], weights=None) -> Tensor:
