@@ -84,13 +84,19 @@ def test_shipped_weights_are_safetensors_with_the_mit_notice_and_a_loso_report()
         assert chosen[pool]["pooled_eer"] < base[pool]["pooled_eer"]
         assert config["loso"][pool]["pooled_eer"] == chosen[pool]["pooled_eer"]
     assert set(report["shippable"]) <= set(report["beats_baseline_on_both"])
-    # the best shippable design by all-source EER whose full model calls the bundled example a spoof
+    # the best shippable design by all-source EER (ties: by realworld-dev's) whose full model calls the bundled
+    # example a spoof
+    def rank(k):
+        return designs[k]["all_sources"]["pooled_eer"], designs[k]["realworld_dev"]["pooled_eer"]
+
     passing = [k for k in report["shippable"] if report["example_p_spoof"].get(k, 0) > 0.5]
-    assert report["chosen"] == min(passing, key=lambda k: designs[k]["all_sources"]["pooled_eer"])
-    assert all(designs[k]["all_sources"]["pooled_eer"] < designs[report["chosen"]]["all_sources"]["pooled_eer"]
-               for k in report["example_p_spoof"] if k != report["chosen"])
+    assert report["chosen"] == min(passing, key=rank)
+    assert all(rank(k) < rank(report["chosen"]) for k in report["example_p_spoof"] if k != report["chosen"])
+    better = [k for k in report["shippable"] if rank(k) < rank(report["chosen"])]
+    assert set(better) <= set(report["example_p_spoof"])  # each was tried on the example first
     rw = chosen["realworld_dev"]
     assert (rw["n_bonafide"], rw["n_spoof"], rw["sources"]) == (131, 151, 4)
+    assert rw["pooled_eer"] <= 0.20  # issue 15's bar
     assert chosen["all_sources"]["sources"] == len(report["protocol"]["sources"]) >= 30
     assert sum(p.stat().st_size for p in WEIGHTS_DIR.rglob("*") if p.is_file()) < 50_000_000
 

@@ -3,7 +3,8 @@
 It is a frozen pretrained front end (the encoder of OpenAI's multilingual Whisper base, MIT, see
 ``weights/default/whisper-base/LICENSE``) read as a feature extractor, plus a small logistic head trained by
 ``train/default_detector.py`` on realworld-dev, train-corpus and spoofs made on this machine (espeak-ng, flite and
-festival voices), with codec round trips applied to both classes and every source weighed alike. The recipe chose
+festival voices), with codec round trips applied to both classes and every source weighed alike, on the pooled
+features of 2 s windows of every training clip (it scores whole clips). The recipe chose
 the design by leave-one-source-out EER over every source; its report sits beside the weights (``loso.json``). The
 previous default, the published AASIST (MIT) recalibrated, is ``load_detector("published-aasist")``
 (``weights/published-aasist``).
