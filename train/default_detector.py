@@ -233,12 +233,13 @@ def extractor(kind: str, args):
     """A function 16 kHz waveform -> feature row for ``kind``."""
     from apallm.frontends.prepare import prepare
 
-    if kind.split("-win")[0] in WHISPER_MODELS:
+    encoder, _, window = kind.partition("-win")
+    if encoder in WHISPER_MODELS:
         from apallm.frontends.whisper import WhisperFrontEnd
 
-        fe = WhisperFrontEnd.from_pretrained(prepare(WHISPER_MODELS[kind.split("-win")[0]], args.cache))
-        if "-win" in kind:
-            return lambda w: fe.pooled_windows(w, int(kind.split("-win")[1]))
+        fe = WhisperFrontEnd.from_pretrained(prepare(WHISPER_MODELS[encoder], args.cache))
+        if window:
+            return lambda w: fe.pooled_windows(w, int(window))
         return lambda w: fe.pooled([w])[0]
     if kind == "ge2e":
         from apallm.frontends.ge2e import GE2EEncoder
@@ -322,12 +323,16 @@ class Design:
                                                                      for k in self.features)):
             raise ValueError(f"{self.name}: window training is for logistic heads over Whisper features only")
 
+    def window_table(self, kind: str) -> str:
+        """The feature table the windows of feature ``kind`` come from (``<encoder>-win<frames>``)."""
+        return f"{kind.split('-')[0]}-win{self.window}"
+
     @property
     def window_kinds(self) -> tuple[str, ...]:
-        """The feature tables its windows come from (``<encoder>-win<frames>``; none without ``window``)."""
+        """The feature tables its windows come from (none without ``window``)."""
         if not self.window:
             return ()
-        return tuple(f"{base}-win{self.window}" for base in dict.fromkeys(k.split("-")[0] for k in self.features))
+        return tuple(dict.fromkeys(self.window_table(k) for k in self.features))
 
 
 def training_ids(items: list[Item], design: Design,
@@ -408,8 +413,8 @@ def _columns(kind: str, rows: np.ndarray) -> np.ndarray:
 def window_matrix(ids: list[str], tables: dict[str, dict], design: Design) -> tuple[np.ndarray, np.ndarray]:
     """The pooled vectors of every window of each clip in ``ids`` (``design.window``), and for each row the index
     in ``ids`` of the clip it comes from."""
-    blocks = [np.concatenate([_columns(kind, tables[f"{kind.split('-')[0]}-win{design.window}"][cid])
-                              for kind in design.features], axis=1) for cid in ids]
+    blocks = [np.concatenate([_columns(kind, tables[design.window_table(kind)][cid]) for kind in design.features],
+                             axis=1) for cid in ids]
     owner = np.repeat(np.arange(len(ids)), [len(b) for b in blocks])
     return np.concatenate(blocks).astype(np.float64), owner
 
@@ -662,15 +667,14 @@ def designs() -> list[Design]:
     ]
 
 
-def needs_tables(design: Design) -> set[str]:
-    """The feature tables ``design`` reads."""
-    return {k.split("-")[0] for k in design.features} | set(design.window_kinds)
+def needs_tables(design: Design) -> list[str]:
+    """The feature tables ``design`` reads, in a stable order."""
+    return list(dict.fromkeys([k.split("-")[0] for k in design.features] + list(design.window_kinds)))
 
 
 def feature_kinds(chosen: list[Design]) -> list[str]:
     """The feature tables ``chosen`` designs read, in a stable order."""
-    kinds = [k.split("-")[0] for d in chosen for k in d.features] + [k for d in chosen for k in d.window_kinds]
-    return list(dict.fromkeys(kinds))
+    return list(dict.fromkeys(k for d in chosen for k in needs_tables(d)))
 
 
 def source_folds(items: list[Item], n_folds: int | None) -> list[list[str]]:
@@ -763,12 +767,13 @@ def main() -> None:
     for d in designs():
         done = args.work / "loso" / (d.name.replace(" ", "_").replace(",", "").replace("/", "") + ".json")
         key = {**design_settings(d), "folds": folds}
-        cached = done.is_file() and json.loads(done.read_text())["settings"] == key
+        saved = json.loads(done.read_text()) if done.is_file() else {}
+        cached = saved.get("settings") == key
         # a result cached under the same settings and folds stands without its features loaded
-        if args.only and d.name not in args.only or not cached and needs_tables(d) - set(tables):
+        if args.only and d.name not in args.only or not cached and set(needs_tables(d)) - set(tables):
             continue
         if cached:
-            report["designs"][d.name] = {**json.loads(done.read_text())["result"], **design_settings(d)}
+            report["designs"][d.name] = {**saved["result"], **design_settings(d)}
             continue
         t = time.time()
         result = loso(items, tables, d, folds, args.seed)
@@ -786,7 +791,7 @@ def main() -> None:
     by_name = {d.name: d for d in designs()}
     # (and its features loaded here: it is trained again on everything)
     shippable = [k for k in better if SHIPPABLE.get(by_name[k].features) and by_name[k].backend == "logistic"
-                 and not needs_tables(by_name[k]) - set(tables)]
+                 and set(needs_tables(by_name[k])) <= set(tables)]
     # and it must call the bundled example (espeak-ng speech, the README's quick start) a spoof: a sanity check
     # of the model trained on everything, not an evaluation (local designs have heard espeak-ng voices)
     report["example_p_spoof"] = {}
