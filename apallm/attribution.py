@@ -373,7 +373,9 @@ SPECIFIC_SHARE = 0.9
 
 def cues_in(clip, region: Region, min_s: float = MIN_CUE_S):
     """The measured cues of the part of ``clip`` that ``region`` spans (widened symmetrically to ``min_s``;
-    a band's region is the whole clip)."""
+    a band's region is the whole clip), each judged against the natural range of cues measured in the regions
+    the shipped detector cites on bona fide clips (``region_range`` in prompts/cues.yaml): a second of speech
+    varies more than a whole clip."""
     from apallm.audio import as_clips
     from apallm.evidence import measure_cues
 
@@ -384,7 +386,7 @@ def cues_in(clip, region: Region, min_s: float = MIN_CUE_S):
         pad = (min_s - (end - start)) / 2
         start, end = max(0.0, start - pad), min(duration, end + pad)
     a, b = int(round(start * clip.sample_rate)), int(round(end * clip.sample_rate))
-    return measure_cues(dataclasses.replace(clip, waveform=clip.waveform[a:b]))
+    return measure_cues(dataclasses.replace(clip, waveform=clip.waveform[a:b]), in_region=True)
 
 
 def rationale_regions(attribution: Attribution, k: int = 1) -> list[Region]:
@@ -400,7 +402,8 @@ def rationale_regions(attribution: Attribution, k: int = 1) -> list[Region]:
 def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) -> str:
     """Where the detector's spoof evidence lies and what is measured there: for each of the ``k`` top regions
     its :meth:`Region.phrase` (a cell first when it keeps :data:`SPECIFIC_SHARE` of the best delta), then the
-    citable cues (:func:`apallm.evidence.citable`) measured out of range inside it, or a sentence that none is.
+    cues citable in a region (:func:`apallm.evidence.citable` with ``in_region``) measured out of their
+    in-region range inside it, or a sentence that none is.
     Without a region that raises P(spoof), says so. What it measured is kept in ``attribution.measured``."""
     from apallm.evidence import citable
 
@@ -411,7 +414,7 @@ def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) 
     for region in top:
         measured = cues_in(clip, region)
         attribution.measured.append({"region": region.to_dict(), "cues": [c.to_dict() for c in measured]})
-        found = [c for c in measured if c.status in ("low", "high") and citable(c.name)][:limit]
+        found = [c for c in measured if c.status in ("low", "high") and citable(c.name, in_region=True)][:limit]
         there = "; ".join(c.phrase for c in found) if found else (
             "no measured cue that separates real from synthetic speech lies outside the range of natural speech")
         parts.append(f"{region.phrase()}; there {there}")

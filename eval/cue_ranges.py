@@ -24,11 +24,19 @@ Inside the attributed region (``--in-region``): the shipped default detector att
 (:func:`apallm.attribution.rationale_regions`; :func:`apallm.attribution.cues_in`, the region's time span widened to
 1 s, the whole clip for a band). Reported per cue as above (natural range of the bona fide clips' in-region
 values, pooled and LOSO AUC), over the clips whose attribution has a region that raises P(spoof), under
-``cues_in_region``.
+``cues_in_region``. A rationale judges a cue measured there against that in-region natural range and cites it
+only when its in-region LOSO AUC passes ``--min-auc`` (``region_range`` and ``region_cite`` in cues.yaml).
+
+Informativeness ceiling (``informativeness_ceiling``): per cue, the share of spoof and of bona fide clips measured
+outside the natural range (``out_of_range``), and the best share of spoof clips any vocabulary drawn from these
+cues could have cite a cue out of range while at most 30 % of bona fide clips would: cues of any AUC added
+greedily, chosen and judged on the same clips, so an upper bound; over the whole clip, and (``--in-region``)
+over the whole clip and the region together.
 
 Per-clip cue values are cached in ``runs/cue_ranges/cues-<hash>.jsonl`` (hash of the measuring code; in-region
 ones in ``region-<hash>.jsonl``, the hash covering the detector too), so a rerun only measures what changed.
-``--write-yaml`` rewrites the ranges marked ``# data`` and the ``cite`` flags in prompts/cues.yaml. Skips (exit 0
+``--write-yaml`` rewrites the ranges marked ``# data`` and the ``cite`` flags in prompts/cues.yaml, and with
+``--in-region`` every cue's ``region_range`` and ``region_cite``. Skips (exit 0
 with a message) when neither corpus is present.
 """
 
@@ -176,10 +184,12 @@ def evidence_only_auc(matrix: np.ndarray, spoof: np.ndarray, groups: np.ndarray)
 
 
 def write_yaml(results: dict, path: Path = YAML) -> int:
-    """Rewrite the ``# data`` ranges and the ``cite`` flags of cues.yaml in place; return the cues changed."""
+    """Rewrite the ``# data`` ranges and the ``cite`` flags of cues.yaml in place and, when ``results`` has
+    ``cues_in_region``, every cue's ``region_range`` and ``region_cite``; return the cues changed."""
     import yaml
 
     specs = yaml.safe_load(path.read_text(encoding="utf-8"))
+    region = (results.get("cues_in_region") or {}).get("cues", {})
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     out, name, changed = [], None, set()
     for line in lines:
@@ -187,14 +197,14 @@ def write_yaml(results: dict, path: Path = YAML) -> int:
         if m:
             name = m.group(1)
         r = results["cues"].get(name)
+        fmt = specs.get(name, {}).get("fmt", "{:g}")
         if r and re.match(r"^  range: \[.*\]\s*# data", line):
-            fmt = specs[name].get("fmt", "{:g}")
             lo, hi = (_round_out(x, fmt) for x in r["natural_range"])
             new = re.sub(r"\[.*?\]", f"[{lo}, {hi}]", line, count=1)
             if new != line:
                 changed.add(name)
             line = new
-        if r and re.match(r"^  cite: ", line):
+        if r and re.match(r"^  cite: ", line) or name in region and re.match(r"^  region_(range|cite): ", line):
             continue  # written again below, after the range line
         out.append(line)
         if r and re.match(r"^  range: ", line):
@@ -202,6 +212,15 @@ def write_yaml(results: dict, path: Path = YAML) -> int:
             out.append(f"  cite: {flag}  # LOSO AUC {r['loso_auc']:.3f} (eval/cue_ranges.py)\n")
             if specs[name].get("cite", True) != r["cite"]:
                 changed.add(name)
+            g = region.get(name)
+            if g and all(math.isfinite(x) for x in g["natural_range"]):
+                lo, hi = (_round_out(x, fmt) for x in g["natural_range"])
+                out.append(f"  region_range: [{lo}, {hi}]  # data: inside the attributed region\n")
+                out.append(f"  region_cite: {'true' if g['cite'] else 'false'}  # in-region LOSO AUC "
+                           f"{g['loso_auc']:.3f}\n")
+                if [float(x) for x in specs[name].get("region_range", [])] != [float(lo), float(hi)] or \
+                        specs[name].get("region_cite") != g["cite"]:
+                    changed.add(name)
     path.write_text("".join(out), encoding="utf-8")
     return len(changed)
 
@@ -271,6 +290,18 @@ def main() -> int:
             "clips": len(keep), "bonafide": int((~spoof[keep]).sum()), "spoof": int(spoof[keep].sum()),
             "unreadable": [k for k, v in region.items() if "error" in v],
             "cues": cue_table(names, in_matrix, spoof[keep], groups[keep], args)}
+    outside = outside_matrix(names, matrix, results["cues"])
+    results["informativeness_ceiling"] = {"whole_clip": informativeness_ceiling(names, outside, spoof)}
+    if args.in_region:
+        in_outside = outside_matrix(names, in_matrix, results["cues_in_region"]["cues"])
+        both = np.c_[outside[keep], in_outside]
+        both_names = names + [f"{n} (in region)" for n in names]
+        results["informativeness_ceiling"]["whole_clip_and_region"] = informativeness_ceiling(
+            both_names, both, spoof[keep])
+    for key, c in results["informativeness_ceiling"].items():
+        print(f"informativeness ceiling ({key}, any cue, chosen on these clips): {c['spoof']:.3f} of spoof clips "
+              f"cite a cue out of range, {c['bonafide']:.3f} of bona fide clips, with "
+              + ", ".join(step["cue"] for step in c["steps"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(_rounded(results), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
@@ -291,7 +322,9 @@ def cue_table(names: list[str], matrix: np.ndarray, spoof: np.ndarray, groups: n
         pooled = auc(v[ok & spoof], v[ok & ~spoof])
         loso = loso_auc(v, spoof, groups)
         cite = bool(loso >= args.min_auc)
+        out = ok & ((v < lo) | (v > hi))
         table[name] = {"natural_range": [lo, hi], "n": int(ok.sum()), "pooled_auc": pooled,
+                       "out_of_range": {"spoof": _share(out[spoof]), "bonafide": _share(out[~spoof])},
                        "direction": "higher for spoof" if pooled >= 0.5 else "lower for spoof",
                        "loso_auc": loso, "cite": cite,
                        "bonafide_median": float(np.median(bona)) if len(bona) else None,
@@ -299,6 +332,48 @@ def cue_table(names: list[str], matrix: np.ndarray, spoof: np.ndarray, groups: n
         mark = "yes" if cite else "-"
         print(f"{name:24s} {lo:11.4g} {hi:11.4g} {int(ok.sum()):5d} {pooled:7.3f} {loso:6.3f}  {mark}")
     return table
+
+
+def outside_matrix(names: list[str], matrix: np.ndarray, table: dict) -> np.ndarray:
+    """Which clips (rows) have each cue (column) measured outside its natural range in ``table``."""
+    lo = np.array([table[n]["natural_range"][0] for n in names])
+    hi = np.array([table[n]["natural_range"][1] for n in names])
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(matrix) & ((matrix < lo) | (matrix > hi))
+
+
+def informativeness_ceiling(names: list[str], outside: np.ndarray, spoof: np.ndarray,
+                            max_bonafide: float = 0.3) -> dict:
+    """The best informativeness any vocabulary drawn from these cues could reach, judged on the clips it is
+    chosen on (so optimistic): cues are added greedily, each time the one that raises the share of spoof clips
+    with a cue out of range most above the share of bona fide clips with one, while that share stays at most
+    ``max_bonafide``. Every cue may enter, whatever its AUC. ``steps``: the vocabulary and both shares after
+    each addition."""
+    chosen: list[int] = []
+    hit = np.zeros(len(spoof), dtype=bool)
+    steps = []
+    while True:
+        best, best_gain = None, 0.0
+        for j in range(len(names)):
+            if j in chosen:
+                continue
+            union = hit | outside[:, j]
+            if _share(union[~spoof]) > max_bonafide:
+                continue
+            gain = _share(union[spoof]) - _share(hit[spoof]) - (_share(union[~spoof]) - _share(hit[~spoof]))
+            if gain > best_gain:
+                best, best_gain = j, gain
+        if best is None:
+            break
+        chosen.append(best)
+        hit |= outside[:, best]
+        steps.append({"cue": names[best], "spoof": _share(hit[spoof]), "bonafide": _share(hit[~spoof])})
+    return {"max_bonafide": max_bonafide, "spoof": _share(hit[spoof]), "bonafide": _share(hit[~spoof]),
+            "steps": steps}
+
+
+def _share(mask: np.ndarray) -> float:
+    return float(mask.mean()) if len(mask) else math.nan
 
 
 def _num(x) -> float:

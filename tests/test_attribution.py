@@ -97,6 +97,31 @@ def test_where_rationale_names_the_region_and_what_is_measured_there():
     assert where_rationale(nothing, x) == "no masked span or band lowers the detector's P(spoof)"
 
 
+@pytest.mark.parametrize("region_cite", [True, False])
+def test_where_rationale_cites_only_cues_that_separate_when_measured_in_a_region(region_cite, monkeypatch):
+    import apallm.evidence
+    import apallm.evidence.cues as cues_module
+    from apallm.attribution import where_rationale
+    from apallm.grounding import check_grounding
+
+    specs = {name: {**spec, "cite": True, "region_cite": False} for name, spec in cues_module.cue_specs().items()}
+    # the planted tone is a narrow line: out of a range that ends at 1 dB, and cited there only when the cue's
+    # in-region test lets it (the whole-clip flag says yes either way)
+    specs["ltas_peak_db"].update(region_range=[0.0, 1.0], region_cite=region_cite)
+    monkeypatch.setattr(cues_module, "cue_specs", lambda: specs)
+    monkeypatch.setattr(apallm.evidence, "cue_specs", lambda: specs)
+    x = planted()
+    att = attribute(ToneDetector(), x, bands=OCTAVES)
+    text = where_rationale(att, x)
+    (measured,) = att.measured
+    peak = next(c for c in measured["cues"] if c["name"] == "ltas_peak_db")
+    assert peak["status"] == "high" and peak["range"] == [0.0, 1.0]
+    assert ("there a steady tonal line near" in text and "(natural 0.0-1.0 dB)" in text) == region_cite
+    assert ("there no measured cue" in text) != region_cite
+    report = check_grounding(text, {"cues": []}, attribution=att)
+    assert report.n_contradicted == 0 and report.n_grounded >= 1 + region_cite
+
+
 def test_rationale_regions_put_a_cell_first_only_when_it_keeps_most_of_the_best_delta():
     from apallm.attribution import Region, rationale_regions
 

@@ -7,7 +7,7 @@ from conftest import SR, brickwall_lowpass, speech_like, tone, white_noise
 
 from apallm import EvidenceConfig, extract_evidence, load_audio
 from apallm.evidence import Evidence, measure_cues
-from apallm.evidence.cues import cue_specs
+from apallm.evidence.cues import cue_specs, make_cue
 from apallm.synth import harmonic_voice
 
 NO_IMAGE = EvidenceConfig(render_image=False)
@@ -310,3 +310,34 @@ def test_cepstral_peak_prominence_finds_the_pitch_period_and_falls_with_noise():
         values.append(c.value)
     assert values[0] > values[1] > values[2] > 0
     assert cues_of(white_noise(3.0))["cpp_db"].status == "na"  # no voiced frames
+
+
+def test_a_cue_measured_in_a_region_is_judged_against_the_region_range(monkeypatch):
+    import apallm.evidence
+    import apallm.evidence.cues as cues_module
+    from apallm.evidence import citable
+
+    spec = dict(cues_module.cue_specs()["hf_phase_spread"])
+    spec.update(range=[2.2, 2.4], cite=True, region_range=[1.0, 2.4], region_cite=False)
+    bare = {k: v for k, v in spec.items() if not k.startswith("region_")}
+    specs = {"with_region": spec, "without_region": bare}
+    monkeypatch.setattr(cues_module, "cue_specs", lambda: specs)
+    monkeypatch.setattr(apallm.evidence, "cue_specs", lambda: specs)
+    whole, there = make_cue("with_region", 1.5), make_cue("with_region", 1.5, in_region=True)
+    assert (whole.status, whole.range) == ("low", (2.2, 2.4))
+    assert (there.status, there.range) == ("normal", (1.0, 2.4))  # a second of speech varies more than a clip
+    assert "1.000" in make_cue("with_region", 0.5, in_region=True).phrase  # its phrase names the region's range
+    assert make_cue("without_region", 1.5, in_region=True).status == "low"  # no region range: the clip's
+    assert citable("with_region") and not citable("with_region", in_region=True)
+    assert citable("without_region", in_region=True)  # no region flag: the clip's
+
+
+def test_cues_measured_in_a_region_use_region_ranges_from_the_shipped_table():
+    from apallm.attribution import Region, cues_in
+
+    wave = speech_like(3.0)
+    region = Region("span", 1.0, 1.5, 0.0, 8000.0, 0.3)
+    for cue in cues_in(load_audio(wave, sample_rate=SR), region):
+        spec = cue_specs()[cue.name]
+        assert cue.range == tuple(float(x) for x in spec.get("region_range", spec["range"]))
+    assert any("region_range" in spec for spec in cue_specs().values())  # eval/cue_ranges.py --in-region wrote them

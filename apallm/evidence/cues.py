@@ -116,10 +116,12 @@ def cue_specs() -> dict:
     return yaml.safe_load(text)
 
 
-def make_cue(name: str, value: float | None, **fields) -> Cue:
-    """Build a cue from its spec: status against the range and the phrase from its template."""
+def make_cue(name: str, value: float | None, in_region: bool = False, **fields) -> Cue:
+    """Build a cue from its spec: status against the range and the phrase from its template. ``in_region``: the
+    value was measured inside an attributed region (:func:`apallm.attribution.cues_in`), so it is judged against
+    the natural range of such measurements (``region_range``; the whole-clip ``range`` where the spec has none)."""
     spec = cue_specs()[name]
-    lo, hi = (float(x) for x in spec["range"])
+    lo, hi = (float(x) for x in (spec.get("region_range", spec["range"]) if in_region else spec["range"]))
     if value is None or not math.isfinite(value):
         status = "na"
         value = None
@@ -457,8 +459,11 @@ def cepstral_peak_prominence(stft: np.ndarray, voiced: np.ndarray, sr: int) -> t
     return float(np.median(cpp)), float(1.0 / np.median(qq[peak]))
 
 
-def measure_cues(clip: Clip) -> list[Cue]:
-    """Every cue of ``clip`` (16 kHz mono), in a fixed order: frequency domain first, then time domain."""
+def measure_cues(clip: Clip, in_region: bool = False) -> list[Cue]:
+    """Every cue of ``clip`` (16 kHz mono), in a fixed order: frequency domain first, then time domain.
+    ``in_region``: ``clip`` is the part of a clip an attribution cites; its cues are judged against the natural
+    ranges of such parts (see :func:`make_cue`)."""
+    cue = functools.partial(make_cue, in_region=in_region)
     wave = np.asarray(clip.waveform, dtype=np.float32)
     sr = clip.sample_rate
     silent = clip.is_silent
@@ -488,35 +493,35 @@ def measure_cues(clip: Clip) -> list[Cue]:
     cues: list[Cue] = []
     # ---------------- frequency domain
     ltas = act_power.mean(axis=1)
-    cues.append(make_cue("bandwidth_hz", None if silent else bandwidth_hz(ltas, freqs)))
+    cues.append(cue("bandwidth_hz", None if silent else bandwidth_hz(ltas, freqs)))
     total = float(ltas[(freqs >= 62.5)].sum())
     for lo, hi in OCTAVE_BANDS:
         sel = (freqs >= lo) & (freqs < hi) if hi < sr / 2 else (freqs >= lo)
         share = float(ltas[sel].sum()) / total if total > 0 and not silent else math.nan
         value = 10 * math.log10(share) if share > 0 else (math.nan if math.isnan(share) else -120.0)
         band = f"{lo:g}-{hi:g} Hz" if hi < 1000 else f"{lo / 1000:g}-{hi / 1000:g} kHz"
-        cues.append(make_cue(f"band_energy_{lo}_{hi}", value, band=band))
+        cues.append(cue(f"band_energy_{lo}_{hi}", value, band=band))
     if silent:
         flatness = rolloff = None
     else:
         mag = np.sqrt(act_power)
         flatness = float(np.mean(librosa.feature.spectral_flatness(S=mag, power=2.0)))
         rolloff = float(np.median(librosa.feature.spectral_rolloff(S=mag, sr=sr, n_fft=N_FFT, roll_percent=0.85)))
-    cues.append(make_cue("spectral_flatness", flatness))
-    cues.append(make_cue("spectral_rolloff_hz", rolloff))
+    cues.append(cue("spectral_flatness", flatness))
+    cues.append(cue("spectral_rolloff_hz", rolloff))
     peak = None if silent else ltas_peak(wave, sr)
-    cues.append(make_cue("ltas_peak_db", None if peak is None else peak[0],
+    cues.append(cue("ltas_peak_db", None if peak is None else peak[0],
                          freq="n/a" if peak is None else f"{peak[1]:.0f}",
                          detail={} if peak is None else {"freq_hz": round(peak[1], 1)}))
-    cues.append(make_cue("sub_bass_db", None if silent else sub_bass_db(wave, sr, active)))
-    cues.append(make_cue("hf_phase_spread", None if silent else hf_phase_spread(stft, freqs, active)))
-    cues.append(make_cue("envelope_variation_db", None if silent else envelope_variation_db(log_mel, voiced)))
+    cues.append(cue("sub_bass_db", None if silent else sub_bass_db(wave, sr, active)))
+    cues.append(cue("hf_phase_spread", None if silent else hf_phase_spread(stft, freqs, active)))
+    cues.append(cue("envelope_variation_db", None if silent else envelope_variation_db(log_mel, voiced)))
 
     # ---------------- time domain
-    cues.append(make_cue("speech_level_dbfs", None if silent else speech_level))
-    cues.append(make_cue("pause_floor_dbfs", pause_floor))
-    cues.append(make_cue("speech_to_pause_db", None if silent else speech_level - pause_floor))
-    cues.append(make_cue("pause_ratio", None if silent else float(1.0 - active.mean())))
+    cues.append(cue("speech_level_dbfs", None if silent else speech_level))
+    cues.append(cue("pause_floor_dbfs", pause_floor))
+    cues.append(cue("speech_to_pause_db", None if silent else speech_level - pause_floor))
+    cues.append(cue("pause_ratio", None if silent else float(1.0 - active.mean())))
 
     f0_mean = f0_spread = voiced_ratio = None
     if not silent:
@@ -527,31 +532,31 @@ def measure_cues(clip: Clip) -> list[Cue]:
             f0_mean = float(np.mean(v))
             semis = 12.0 * np.log2(v / np.median(v))
             f0_spread = float(np.std(semis))
-    cues.append(make_cue("f0_mean_hz", f0_mean))
-    cues.append(make_cue("f0_spread_st", f0_spread))
-    cues.append(make_cue("voiced_ratio", voiced_ratio))
+    cues.append(cue("f0_mean_hz", f0_mean))
+    cues.append(cue("f0_spread_st", f0_spread))
+    cues.append(cue("voiced_ratio", voiced_ratio))
 
     if silent:
-        cues.append(make_cue("splice_candidates", None, times=""))
+        cues.append(cue("splice_candidates", None, times=""))
     else:
         times = (np.arange(n) * HOP + N_FFT / 2) / sr
         peaks = splice_candidates(log_mel, active, times)
         when = ", ".join(f"{t:.2f} s" for t, _ in sorted(peaks)) or "none"
-        cues.append(make_cue("splice_candidates", float(len(peaks)), times=when,
+        cues.append(cue("splice_candidates", float(len(peaks)), times=when,
                              detail={"times_s": [round(t, 3) for t, _ in sorted(peaks)],
                                      "z": [round(z, 1) for _, z in sorted(peaks)]}))
-    cues.append(make_cue("clipping_ratio", clip.clipping_ratio))
-    cues.append(make_cue("dc_offset", clip.dc_offset))
+    cues.append(cue("clipping_ratio", clip.clipping_ratio))
+    cues.append(cue("dc_offset", clip.dc_offset))
     hnr = jitter = shimmer = None
     if not silent:
         hnr, jitter, shimmer = voice_quality(f0, periodicity, levels, voiced)
-    cues.append(make_cue("hnr_db", hnr))
-    cues.append(make_cue("f0_jitter_pct", jitter))
-    cues.append(make_cue("shimmer_db", shimmer))
-    cues.append(make_cue("hf_flux_db", None if silent else band_flux_db(power, freqs, active)))
-    cues.append(make_cue("pause_hf_tilt_db", None if silent else pause_hf_tilt_db(power, freqs, active, pause_floor)))
+    cues.append(cue("hnr_db", hnr))
+    cues.append(cue("f0_jitter_pct", jitter))
+    cues.append(cue("shimmer_db", shimmer))
+    cues.append(cue("hf_flux_db", None if silent else band_flux_db(power, freqs, active)))
+    cues.append(cue("pause_hf_tilt_db", None if silent else pause_hf_tilt_db(power, freqs, active, pause_floor)))
     cpp = None if silent else cepstral_peak_prominence(stft, voiced, sr)
-    cues.append(make_cue("cpp_db", None if cpp is None else cpp[0],
+    cues.append(cue("cpp_db", None if cpp is None else cpp[0],
                          detail={} if cpp is None else {"peak_f0_hz": round(cpp[1], 1)}))
     return cues
 
