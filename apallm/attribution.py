@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["BANDS", "OCTAVES", "Attribution", "Region", "attribute", "cues_in", "draw_attribution",
-           "find_region_claims", "mask_region", "mask_regions", "rationale_regions", "stft", "where_rationale"]
+           "find_region_claims", "in_time", "mask_region", "mask_regions", "rationale_regions", "stft",
+           "where_rationale"]
 
 #: octave bands 125 Hz-8 kHz, as the measured cues use them
 OCTAVES = ((125.0, 250.0), (250.0, 500.0), (500.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
@@ -373,9 +374,10 @@ SPECIFIC_SHARE = 0.9
 
 def cues_in(clip, region: Region, min_s: float = MIN_CUE_S):
     """The measured cues of the part of ``clip`` that ``region`` spans (widened symmetrically to ``min_s``;
-    a band's region is the whole clip), each judged against the natural range of cues measured in the regions
-    the shipped detector cites on bona fide clips (``region_range`` in prompts/cues.yaml): a second of speech
-    varies more than a whole clip."""
+    a band's region is the whole clip). A span's or a cell's cues are judged against the natural range of cues
+    measured in the spans and cells the shipped detector cites on bona fide clips (``region_range`` in
+    prompts/cues.yaml: a second of speech varies more than a clip); a band's, the whole clip's, against the
+    whole-clip range."""
     from apallm.audio import as_clips
     from apallm.evidence import measure_cues
 
@@ -386,7 +388,13 @@ def cues_in(clip, region: Region, min_s: float = MIN_CUE_S):
         pad = (min_s - (end - start)) / 2
         start, end = max(0.0, start - pad), min(duration, end + pad)
     a, b = int(round(start * clip.sample_rate)), int(round(end * clip.sample_rate))
-    return measure_cues(dataclasses.replace(clip, waveform=clip.waveform[a:b]), in_region=True)
+    return measure_cues(dataclasses.replace(clip, waveform=clip.waveform[a:b]), in_region=in_time(region))
+
+
+def in_time(region: Region) -> bool:
+    """Whether ``region`` is a part of the clip in time (a span or a cell), whose cues :func:`cues_in` judges
+    against the in-region ranges, rather than a band over the whole clip."""
+    return region.kind != "band"
 
 
 def rationale_regions(attribution: Attribution, k: int = 1) -> list[Region]:
@@ -402,8 +410,8 @@ def rationale_regions(attribution: Attribution, k: int = 1) -> list[Region]:
 def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) -> str:
     """Where the detector's spoof evidence lies and what is measured there: for each of the ``k`` top regions
     its :meth:`Region.phrase` (a cell first when it keeps :data:`SPECIFIC_SHARE` of the best delta), then the
-    cues citable in a region (:func:`apallm.evidence.citable` with ``in_region``) measured out of their
-    in-region range inside it, or a sentence that none is.
+    cues citable there (:func:`apallm.evidence.citable`, ``in_region`` for a span or a cell) measured out of
+    their range inside it, or a sentence that none is.
     Without a region that raises P(spoof), says so. What it measured is kept in ``attribution.measured``."""
     from apallm.evidence import citable
 
@@ -414,7 +422,8 @@ def where_rationale(attribution: Attribution, clip, k: int = 1, limit: int = 2) 
     for region in top:
         measured = cues_in(clip, region)
         attribution.measured.append({"region": region.to_dict(), "cues": [c.to_dict() for c in measured]})
-        found = [c for c in measured if c.status in ("low", "high") and citable(c.name, in_region=True)][:limit]
+        found = [c for c in measured if c.status in ("low", "high")
+                 and citable(c.name, in_region=in_time(region))][:limit]
         there = "; ".join(c.phrase for c in found) if found else (
             "no measured cue that separates real from synthetic speech lies outside the range of natural speech")
         parts.append(f"{region.phrase()}; there {there}")

@@ -22,10 +22,12 @@ AUC of the pooled held-out scores.
 Inside the attributed region (``--in-region``): the shipped default detector attributes each clip
 (:func:`apallm.attribution.attribute`), and each cue is measured again inside the region a rationale would cite
 (:func:`apallm.attribution.rationale_regions`; :func:`apallm.attribution.cues_in`, the region's time span widened to
-1 s, the whole clip for a band). Reported per cue as above (natural range of the bona fide clips' in-region
-values, pooled and LOSO AUC), over the clips whose attribution has a region that raises P(spoof), under
-``cues_in_region``. A rationale judges a cue measured there against that in-region natural range and cites it
-only when its in-region LOSO AUC passes ``--min-auc`` (``region_range`` and ``region_cite`` in cues.yaml).
+1 s) and inside the span or cell that raises P(spoof) most. A band's region is the whole clip, measured already;
+rationales cite one on most clips, so the in-region table is of the top span or cell, which every clip whose
+attribution raises P(spoof) somewhere in time has: per cue as above (natural range of the bona fide clips'
+values, pooled and LOSO AUC), under ``cues_in_region``. A rationale judges a cue measured in a span or a cell
+against that natural range and cites it there only when its in-region LOSO AUC passes ``--min-auc``
+(``region_range`` and ``region_cite`` in cues.yaml).
 
 Informativeness ceiling (``informativeness_ceiling``): per cue, the share of spoof and of bona fide clips measured
 outside the natural range (``out_of_range``), and the best share of spoof clips any vocabulary drawn from these
@@ -45,10 +47,12 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import inspect
 import json
 import math
 import re
 import sys
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -74,10 +78,12 @@ REGION_CODE = MEASURING_CODE + ("apallm/attribution.py", "apallm/cm/default.py",
                                 "apallm/cm/weights/default/head.safetensors")
 
 
-def code_hash(files: tuple[str, ...] = MEASURING_CODE) -> str:
+def code_hash(files: tuple[str, ...] = MEASURING_CODE, *functions) -> str:
     h = hashlib.sha1()
     for rel in files:
         h.update((REPO / rel).read_bytes())
+    for fn in functions:
+        h.update(inspect.getsource(fn).encode())
     return h.hexdigest()[:12]
 
 
@@ -106,7 +112,9 @@ def shipped_detector():
 
 def measure_in_region(row: dict) -> dict:
     """The cues inside the region the shipped detector's attribution would have a rationale cite (none: no
-    region raises P(spoof))."""
+    region raises P(spoof)), and inside the span or cell that raises P(spoof) most (``span_cues``: the part of
+    the clip in time a rationale cites when it cites a span or a cell; every clip has one, where a rationale
+    cites a band on most clips)."""
     from apallm import load_audio
     from apallm.attribution import attribute, cues_in, rationale_regions
 
@@ -115,15 +123,18 @@ def measure_in_region(row: dict) -> dict:
         att = attribute(shipped_detector(), clip)
         regions = rationale_regions(att, 1)
         cues = {c.name: c.value for c in cues_in(clip, regions[0])} if regions else {}
+        spans = att.top(1, kinds=("cell", "span"))
+        span_cues = {c.name: c.value for c in cues_in(clip, spans[0])} if spans else {}
     except Exception as exc:
         return {"key": row["key"], "error": f"{type(exc).__name__}: {exc}"}
     return {"key": row["key"], "score": att.score, "region": regions[0].to_dict() if regions else None,
-            "cues": cues}
+            "cues": cues, "span": spans[0].to_dict() if spans else None, "span_cues": span_cues}
 
 
 def measure_all(rows: list[dict], jobs: int, in_region: bool = False) -> dict[str, dict]:
     CACHE.mkdir(parents=True, exist_ok=True)
-    cache_file = CACHE / (f"region-{code_hash(REGION_CODE)}.jsonl" if in_region else f"cues-{code_hash()}.jsonl")
+    cache_file = CACHE / (f"region-{code_hash(REGION_CODE, measure_in_region)}.jsonl" if in_region
+                          else f"cues-{code_hash()}.jsonl")
     fn = measure_in_region if in_region else measure
     done: dict[str, dict] = {}
     if cache_file.is_file():
@@ -281,27 +292,33 @@ def main() -> int:
           + ", ".join(f"{k} {v:.3f}" for k, v in results["evidence_only_loso_auc"].items()))
     if args.in_region:
         region = measure_all(rows, args.jobs, in_region=True)
-        keep = [k for k, r in enumerate(rows) if region.get(r["key"], {}).get("region")]
-        in_matrix = np.array([[_num(region[rows[k]["key"]]["cues"].get(n)) for n in names] for k in keep],
+        kinds = Counter((region.get(r["key"], {}).get("region") or {}).get("kind") for r in rows)
+        # the span or cell that raises P(spoof) most: where in time a rationale that cites a span or a cell looks
+        keep = [k for k, r in enumerate(rows) if region.get(r["key"], {}).get("span")]
+        in_matrix = np.array([[_num(region[rows[k]["key"]]["span_cues"].get(n)) for n in names] for k in keep],
                              dtype=float).reshape(len(keep), len(names))
-        print(f"inside the attributed region: {len(keep)} clips whose attribution has a region that raises "
-              f"P(spoof)")
+        print(f"inside the attributed span: {len(keep)} clips with a span or cell that raises P(spoof) (the "
+              f"region a rationale cites: {kinds['band']} a band, {kinds['span'] + kinds['cell']} a span or a "
+              f"cell, {kinds[None]} none)")
         results["cues_in_region"] = {
             "clips": len(keep), "bonafide": int((~spoof[keep]).sum()), "spoof": int(spoof[keep].sum()),
+            "rationale_regions": {str(kind): n for kind, n in kinds.items()},
             "unreadable": [k for k, v in region.items() if "error" in v],
             "cues": cue_table(names, in_matrix, spoof[keep], groups[keep], args)}
     outside = outside_matrix(names, matrix, results["cues"])
     results["informativeness_ceiling"] = {"whole_clip": informativeness_ceiling(names, outside, spoof)}
     if args.in_region:
-        in_outside = outside_matrix(names, in_matrix, results["cues_in_region"]["cues"])
-        both = np.c_[outside[keep], in_outside]
-        both_names = names + [f"{n} (in region)" for n in names]
+        in_outside = np.zeros_like(outside)
+        in_outside[keep] = outside_matrix(names, in_matrix, results["cues_in_region"]["cues"])
+        both = np.c_[outside, in_outside]
+        both_names = names + [f"{n} (in the top span)" for n in names]
         results["informativeness_ceiling"]["whole_clip_and_region"] = informativeness_ceiling(
-            both_names, both, spoof[keep])
+            both_names, both, spoof)
         # as the bar reads it: over the shipped detector's spoof and bona fide verdicts (on clips it was trained on)
-        said_spoof = np.array([region[rows[k]["key"]]["score"] >= 0.5 for k in keep])
+        scored = [k for k, r in enumerate(rows) if "score" in region.get(r["key"], {})]
+        said_spoof = np.array([region[rows[k]["key"]]["score"] >= 0.5 for k in scored])
         results["informativeness_ceiling"]["whole_clip_and_region_by_verdict"] = informativeness_ceiling(
-            both_names, both, said_spoof)
+            both_names, both[scored], said_spoof)
     for key, c in results["informativeness_ceiling"].items():
         print(f"informativeness ceiling ({key}, any cue, chosen on these clips): {c['spoof']:.3f} of spoof "
               f"clips (verdicts) cite a cue out of range, {c['bonafide']:.3f} of bona fide ones, with "

@@ -122,6 +122,26 @@ def test_where_rationale_cites_only_cues_that_separate_when_measured_in_a_region
     assert report.n_contradicted == 0 and report.n_grounded >= 1 + region_cite
 
 
+def test_a_band_region_is_the_whole_clip_and_keeps_the_whole_clip_ranges(monkeypatch):
+    import apallm.evidence
+    import apallm.evidence.cues as cues_module
+    from apallm.attribution import Region, cues_in, in_time, where_rationale
+
+    specs = {name: {**spec, "cite": False, "region_cite": False} for name, spec in cues_module.cue_specs().items()}
+    # the tone's line: out of its whole-clip range and citable there; within its in-region range, not citable there
+    specs["ltas_peak_db"].update(range=[0.0, 1.0], cite=True, region_range=[0.0, 100.0], region_cite=False)
+    monkeypatch.setattr(cues_module, "cue_specs", lambda: specs)
+    monkeypatch.setattr(apallm.evidence, "cue_specs", lambda: specs)
+    x = planted()
+    band = Region("band", 0.0, len(x) / SR, 2000.0, 4000.0, 0.4)
+    span = Region("span", START_S, END_S, 0.0, 8000.0, 0.4)
+    assert not in_time(band) and in_time(span)
+    assert {c.name: c for c in cues_in(x, band)}["ltas_peak_db"].range == (0.0, 1.0)
+    assert {c.name: c for c in cues_in(x, span)}["ltas_peak_db"].range == (0.0, 100.0)
+    assert "there a steady tonal line near" in where_rationale(Attribution(0.9, [], [band]), x)
+    assert "there no measured cue" in where_rationale(Attribution(0.9, [span], []), x)
+
+
 def test_rationale_regions_put_a_cell_first_only_when_it_keeps_most_of_the_best_delta():
     from apallm.attribution import Region, rationale_regions
 
