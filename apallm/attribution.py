@@ -375,9 +375,9 @@ SPECIFIC_SHARE = 0.9
 def cues_in(clip, region: Region, min_s: float = MIN_CUE_S):
     """The measured cues of the part of ``clip`` that ``region`` spans (widened symmetrically to ``min_s``;
     a band's region is the whole clip). A span's or a cell's cues are judged against the natural range of cues
-    measured in the spans and cells the shipped detector cites on bona fide clips (``region_range`` in
-    prompts/cues.yaml: a second of speech varies more than a clip); a band's, the whole clip's, against the
-    whole-clip range."""
+    measured so around the span or cell that raises the shipped detector's P(spoof) most on each bona fide clip
+    (``region_range`` in prompts/cues.yaml: a second of speech varies more than a clip); a band's, the whole
+    clip's, against the whole-clip range."""
     from apallm.audio import as_clips
     from apallm.evidence import measure_cues
 

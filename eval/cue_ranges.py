@@ -226,8 +226,8 @@ def write_yaml(results: dict, path: Path = YAML) -> int:
             g = region.get(name)
             if g and all(math.isfinite(x) for x in g["natural_range"]):
                 lo, hi = (_round_out(x, fmt) for x in g["natural_range"])
-                out.append(f"  region_range: [{lo}, {hi}]  # data: inside the attributed region\n")
-                out.append(f"  region_cite: {'true' if g['cite'] else 'false'}  # in-region LOSO AUC "
+                out.append(f"  region_range: [{lo}, {hi}]  # data: around the top attributed span or cell\n")
+                out.append(f"  region_cite: {'true' if g['cite'] else 'false'}  # LOSO AUC there "
                            f"{g['loso_auc']:.3f}\n")
                 if [float(x) for x in specs[name].get("region_range", [])] != [float(lo), float(hi)] or \
                         specs[name].get("region_cite") != g["cite"]:

@@ -163,8 +163,8 @@ def no_supporting_cue(domain: str, label: str) -> str:
 def citable(name: str, in_region: bool = False) -> bool:
     """Whether a rationale may cite the cue: ``cite`` in prompts/cues.yaml, set by eval/cue_ranges.py to
     whether the cue separates bona fide from spoof on unseen sources (leave-one-source-out AUC >= 0.65).
-    ``in_region``: as measured inside the region an attribution cites (``region_cite``, from the same test on
-    such measurements; ``cite`` where the spec has none). Every cue is measured and reported either way; a cue
+    ``in_region``: as measured around a span or a cell an attribution cites (``region_cite``, from the same test
+    on such measurements; ``cite`` where the spec has none). Every cue is measured and reported either way; a cue
     without the field is citable."""
     spec = cue_specs().get(name, {})
     return bool(spec.get("region_cite", spec.get("cite", True)) if in_region else spec.get("cite", True))

@@ -118,8 +118,9 @@ def cue_specs() -> dict:
 
 def make_cue(name: str, value: float | None, in_region: bool = False, **fields) -> Cue:
     """Build a cue from its spec: status against the range and the phrase from its template. ``in_region``: the
-    value was measured inside an attributed region (:func:`apallm.attribution.cues_in`), so it is judged against
-    the natural range of such measurements (``region_range``; the whole-clip ``range`` where the spec has none)."""
+    value was measured in the second around an attributed span or cell (:func:`apallm.attribution.cues_in`), so
+    it is judged against the natural range of such measurements (``region_range``; the whole-clip ``range`` where
+    the spec has none)."""
     spec = cue_specs()[name]
     lo, hi = (float(x) for x in (spec.get("region_range", spec["range"]) if in_region else spec["range"]))
     if value is None or not math.isfinite(value):
@@ -461,8 +462,8 @@ def cepstral_peak_prominence(stft: np.ndarray, voiced: np.ndarray, sr: int) -> t
 
 def measure_cues(clip: Clip, in_region: bool = False) -> list[Cue]:
     """Every cue of ``clip`` (16 kHz mono), in a fixed order: frequency domain first, then time domain.
-    ``in_region``: ``clip`` is the part of a clip an attribution cites; its cues are judged against the natural
-    ranges of such parts (see :func:`make_cue`)."""
+    ``in_region``: ``clip`` is the part of a clip around an attributed span or cell; its cues are judged against
+    the natural ranges of such parts (see :func:`make_cue`)."""
     cue = functools.partial(make_cue, in_region=in_region)
     wave = np.asarray(clip.waveform, dtype=np.float32)
     sr = clip.sample_rate
@@ -511,8 +512,8 @@ def measure_cues(clip: Clip, in_region: bool = False) -> list[Cue]:
     cues.append(cue("spectral_rolloff_hz", rolloff))
     peak = None if silent else ltas_peak(wave, sr)
     cues.append(cue("ltas_peak_db", None if peak is None else peak[0],
-                         freq="n/a" if peak is None else f"{peak[1]:.0f}",
-                         detail={} if peak is None else {"freq_hz": round(peak[1], 1)}))
+                    freq="n/a" if peak is None else f"{peak[1]:.0f}",
+                    detail={} if peak is None else {"freq_hz": round(peak[1], 1)}))
     cues.append(cue("sub_bass_db", None if silent else sub_bass_db(wave, sr, active)))
     cues.append(cue("hf_phase_spread", None if silent else hf_phase_spread(stft, freqs, active)))
     cues.append(cue("envelope_variation_db", None if silent else envelope_variation_db(log_mel, voiced)))
@@ -543,8 +544,8 @@ def measure_cues(clip: Clip, in_region: bool = False) -> list[Cue]:
         peaks = splice_candidates(log_mel, active, times)
         when = ", ".join(f"{t:.2f} s" for t, _ in sorted(peaks)) or "none"
         cues.append(cue("splice_candidates", float(len(peaks)), times=when,
-                             detail={"times_s": [round(t, 3) for t, _ in sorted(peaks)],
-                                     "z": [round(z, 1) for _, z in sorted(peaks)]}))
+                        detail={"times_s": [round(t, 3) for t, _ in sorted(peaks)],
+                                "z": [round(z, 1) for _, z in sorted(peaks)]}))
     cues.append(cue("clipping_ratio", clip.clipping_ratio))
     cues.append(cue("dc_offset", clip.dc_offset))
     hnr = jitter = shimmer = None
@@ -557,7 +558,7 @@ def measure_cues(clip: Clip, in_region: bool = False) -> list[Cue]:
     cues.append(cue("pause_hf_tilt_db", None if silent else pause_hf_tilt_db(power, freqs, active, pause_floor)))
     cpp = None if silent else cepstral_peak_prominence(stft, voiced, sr)
     cues.append(cue("cpp_db", None if cpp is None else cpp[0],
-                         detail={} if cpp is None else {"peak_f0_hz": round(cpp[1], 1)}))
+                    detail={} if cpp is None else {"peak_f0_hz": round(cpp[1], 1)}))
     return cues
 
 
