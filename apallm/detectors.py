@@ -121,6 +121,8 @@ def _with_where(attribution, clip: Clip, frequency: str, time: str) -> tuple[str
     where = where_rationale(attribution, clip)
 
     def joined(text: str, domain: str) -> str:
+        if text in where:  # a band's region is the whole clip: its cues were cited "there" already
+            return where
         if text == no_supporting_cue(domain, "spoof"):  # the where sentence spoke of the region, this of the clip
             return f"{where}. Over the whole clip, {text}"
         return f"{where}. {text[:1].upper()}{text[1:]}"

@@ -142,6 +142,29 @@ def test_a_band_region_is_the_whole_clip_and_keeps_the_whole_clip_ranges(monkeyp
     assert "there no measured cue" in where_rationale(Attribution(0.9, [span], []), x)
 
 
+def test_a_rationale_whose_region_is_a_band_says_its_whole_clip_cues_once(monkeypatch):
+    import apallm.evidence
+    import apallm.evidence.cues as cues_module
+    from apallm.attribution import Region
+    from apallm.audio import load_audio
+    from apallm.detectors import _with_where
+
+    specs = {name: {**spec, "cite": False, "region_cite": False} for name, spec in cues_module.cue_specs().items()}
+    specs["ltas_peak_db"].update(range=[0.0, 1.0], cite=True)  # the planted tone's line: out of range, citable
+    monkeypatch.setattr(cues_module, "cue_specs", lambda: specs)
+    monkeypatch.setattr(apallm.evidence, "cue_specs", lambda: specs)
+    clip = load_audio(planted(), sample_rate=SR)
+    (phrase,) = [c.phrase for c in cues_module.measure_cues(clip) if c.name == "ltas_peak_db"]
+    band = Attribution(0.9, [], [Region("band", 0.0, len(clip.waveform) / SR, 2000.0, 4000.0, 0.4)])
+    frequency, _ = _with_where(band, clip, phrase, "time")
+    assert frequency.lower().count(phrase.lower()) == 1  # said "there", not again for the whole clip
+    assert frequency.startswith("the detector's spoof evidence lies at 2-4 kHz")
+    cell = Attribution(0.9, [], [], [Region("cell", START_S, END_S, 2000.0, 4000.0, 0.4)])
+    frequency, _ = _with_where(cell, clip, phrase, "time")
+    assert "there no measured cue" in frequency  # the cell's second is judged by its own rules ...
+    assert frequency.endswith(phrase[:1].upper() + phrase[1:])  # ... then the whole clip's cue follows
+
+
 def test_rationale_regions_put_a_cell_first_only_when_it_keeps_most_of_the_best_delta():
     from apallm.attribution import Region, rationale_regions
 
