@@ -215,7 +215,7 @@ def write_yaml(results: dict, path: Path = YAML) -> int:
             if new != line:
                 changed.add(name)
             line = new
-        if r and re.match(r"^  cite: ", line) or name in region and re.match(r"^  region_(range|cite): ", line):
+        if (r and re.match(r"^  cite: ", line)) or (name in region and re.match(r"^  region_(range|cite): ", line)):
             continue  # written again below, after the range line
         out.append(line)
         if r and re.match(r"^  range: ", line):
@@ -343,7 +343,7 @@ def cue_table(names: list[str], matrix: np.ndarray, spoof: np.ndarray, groups: n
         pooled = auc(v[ok & spoof], v[ok & ~spoof])
         loso = loso_auc(v, spoof, groups)
         cite = bool(loso >= args.min_auc)
-        out = ok & ((v < lo) | (v > hi))
+        out = outside(v, lo, hi)
         table[name] = {"natural_range": [lo, hi], "n": int(ok.sum()), "pooled_auc": pooled,
                        "out_of_range": {"spoof": _share(out[spoof]), "bonafide": _share(out[~spoof])},
                        "direction": "higher for spoof" if pooled >= 0.5 else "lower for spoof",
@@ -359,8 +359,13 @@ def outside_matrix(names: list[str], matrix: np.ndarray, table: dict) -> np.ndar
     """Which clips (rows) have each cue (column) measured outside its natural range in ``table``."""
     lo = np.array([table[n]["natural_range"][0] for n in names])
     hi = np.array([table[n]["natural_range"][1] for n in names])
+    return outside(matrix, lo, hi)
+
+
+def outside(values: np.ndarray, lo, hi) -> np.ndarray:
+    """Which values are measured (finite) and outside [lo, hi] (bounds broadcast over the last axis)."""
     with np.errstate(invalid="ignore"):
-        return np.isfinite(matrix) & ((matrix < lo) | (matrix > hi))
+        return np.isfinite(values) & ((values < lo) | (values > hi))
 
 
 def informativeness_ceiling(names: list[str], outside: np.ndarray, spoof: np.ndarray,
